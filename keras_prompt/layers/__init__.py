@@ -1,0 +1,1 @@
+from keras_prompt.layers.prompt_layer import PromptLayer

@@ -1,0 +1,1 @@
+from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM

@@ -1,0 +1,662 @@
+import logging
+
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_prompt import initializers
+from keras_prompt.layers.prompt_layer import PromptLayer
+from keras_prompt.models.presets import load_backbone_and_preprocessor
+from keras_prompt.prompts import prompt_file
+
+logger = logging.getLogger(__name__)
+
+# T5 starts decoding from the padding id and has no separate start token.
+DECODER_START_ID = 0
+PAD_ID = 0
+
+
+@keras.saving.register_keras_serializable(package="keras_prompt")
+class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
+    """A frozen T5 steered by a trainable soft prompt (prompt tuning).
+
+    Wraps a `keras_hub.models.T5Backbone`, freezes every one of its weights,
+    and prepends `prompt_length` free vectors to the embedded encoder input
+    (Lester, Al-Rfou & Constant, 2021). Only those vectors train: the model's
+    `trainable_weights` is exactly `[prompt]`.
+
+    The model takes KerasHub's inputs (`encoder_token_ids`,
+    `encoder_padding_mask`, `decoder_token_ids`, `decoder_padding_mask`),
+    plus an optional `prompts` tensor of shape
+    `[batch, prompt_length, hidden_dim]` that gives each example its own
+    prompt, so one batch can mix tasks. It returns float32 logits
+    `[batch, decoder_length, vocabulary_size]`, following the backbone's
+    head rule (a tied head scales by `hidden_dim ** -0.5` first).
+
+    `generate()` decodes with the prompt using KerasHub's cached decoding
+    (greedy by default, XLA-compiled), and `score()` ranks candidate targets
+    by log-likelihood (rank classification).
+
+    Args:
+        backbone: a `keras_hub.models.T5Backbone`. It is frozen in place.
+        preprocessor: a `keras_hub.models.T5Seq2SeqLMPreprocessor` or `None`.
+            Needed for string inputs and for initializers built from words.
+        prompt_length: int. Number of prompt vectors (the paper's default is
+            100).
+        prompt_initializer: `"random_uniform"` (the default, uniform in
+            `[-0.5, 0.5]`), `"sampled_vocab"`, `"class_labels"` (needs
+            `labels`), `"text"` (needs `init_text`), a
+            `[prompt_length, hidden_dim]` array, or a Keras initializer.
+        labels: optional list of the task's label words; used by the
+            `"class_labels"` initializer and recorded in saved prompts.
+        init_text: optional string for the `"text"` initializer.
+        seed: optional int seed for the prompt initializer.
+        **kwargs: passed to `keras_hub.models.Task` (e.g. `compile=False`).
+
+    Example:
+    ```python
+    backbone = keras_hub.models.T5Backbone(
+        vocabulary_size=128, num_layers=2, num_heads=2, hidden_dim=16,
+        intermediate_dim=32,
+    )
+    model = keras_prompt.PromptedT5Seq2SeqLM(backbone, prompt_length=4)
+    x = {
+        "encoder_token_ids": np.array([[5, 6, 7, 1]]),
+        "encoder_padding_mask": np.array([[1, 1, 1, 1]]),
+        "decoder_token_ids": np.array([[0, 8, 9]]),
+        "decoder_padding_mask": np.array([[1, 1, 1]]),
+    }
+    y = np.array([[8, 9, 1]])
+    model.fit(x, y, epochs=2, verbose=0)
+    model.generate(x, stop_token_ids=None)
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone,
+        preprocessor=None,
+        prompt_length=100,
+        prompt_initializer="random_uniform",
+        labels=None,
+        init_text=None,
+        seed=None,
+        **kwargs,
+    ):
+        if not isinstance(backbone, keras_hub.models.T5Backbone):
+            raise TypeError(
+                "`backbone` must be a `keras_hub.models.T5Backbone`; got "
+                f"{type(backbone).__name__}. Load one with "
+                "`PromptedT5Seq2SeqLM.from_preset(...)`."
+            )
+        # === Layers ===
+        backbone.trainable = False
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.prompt_initializer = prompt_initializer
+        self.labels = list(labels) if labels is not None else None
+        self.init_text = init_text
+        self.seed = seed
+        tokenizer = preprocessor.tokenizer if preprocessor is not None else None
+        initializer = initializers.get(
+            prompt_initializer,
+            embeddings=ops.convert_to_numpy(
+                backbone.token_embedding.embeddings
+            ),
+            tokenizer=tokenizer,
+            labels=labels,
+            text=init_text,
+            seed=seed,
+        )
+        self.prompt_layer = PromptLayer(
+            prompt_length=prompt_length,
+            hidden_dim=backbone.hidden_dim,
+            initializer=initializer,
+            dtype=backbone.dtype_policy,
+            name="prompt",
+        )
+        self.prompt_layer.build()
+
+        # A subclassed model: the prompt (and per-example prompts) do not fit
+        # `T5Backbone`'s functional graph, so skip `T5Seq2SeqLM.__init__`.
+        keras_hub.models.Seq2SeqLM.__init__(self, **kwargs)
+
+        # === Config ===
+        self.prompt_length = self.prompt_layer.prompt_length
+        self.hidden_dim = backbone.hidden_dim
+
+    # === Forward pass ===
+
+    def encode(
+        self,
+        encoder_token_ids,
+        encoder_padding_mask,
+        prompts=None,
+        training=False,
+    ):
+        """Runs the frozen encoder on `prompt ++ embed(tokens)`.
+
+        Args:
+            encoder_token_ids: int tensor `[batch, length]`.
+            encoder_padding_mask: int or bool tensor `[batch, length]`.
+            prompts: optional per-example prompts
+                `[batch, prompt_length, hidden_dim]`.
+            training: whether dropout is active.
+
+        Returns:
+            `(encoder_outputs, padding_mask)`: `[batch, prompt_length +
+            length, hidden_dim]` and the extended int32 mask.
+        """
+        backbone = self.backbone
+        padding_mask = ops.cast(encoder_padding_mask, "int32")
+        x = backbone.token_embedding(encoder_token_ids)
+        x, padding_mask = self.prompt_layer(x, padding_mask, prompt=prompts)
+        x = backbone.encoder_embedding_dropout(x, training=training)
+        attention_mask = padding_mask[:, None, :]
+        position_bias = None
+        for layer in backbone.encoder_transformer_layers:
+            x, position_bias = layer(
+                x,
+                attention_mask=attention_mask,
+                position_bias=position_bias,
+                use_causal_mask=False,
+                training=training,
+            )
+        x = backbone.encoder_layer_norm(x)
+        x = backbone.encoder_dropout(x, training=training)
+        return x, padding_mask
+
+    def decode(
+        self,
+        encoder_outputs,
+        encoder_padding_mask,
+        decoder_token_ids,
+        decoder_padding_mask,
+        training=False,
+    ):
+        """Runs the frozen decoder and head; returns float32 logits.
+
+        `encoder_padding_mask` is the extended mask returned by `encode()`.
+        """
+        backbone = self.backbone
+        x = backbone.token_embedding(decoder_token_ids)
+        x = backbone.decoder_embedding_dropout(x, training=training)
+        decoder_attention_mask = ops.cast(decoder_padding_mask, "int32")[
+            :, None, :
+        ]
+        encoder_attention_mask = ops.cast(encoder_padding_mask, "int32")[
+            :, None, :
+        ]
+        position_bias = None
+        for layer in backbone.decoder_transformer_layers:
+            x, position_bias = layer(
+                x,
+                attention_mask=decoder_attention_mask,
+                position_bias=position_bias,
+                encoder_hidden_states=encoder_outputs,
+                encoder_attention_mask=encoder_attention_mask,
+                use_causal_mask=True,
+                training=training,
+            )
+        x = backbone.decoder_layer_norm(x)
+        x = backbone.decoder_dropout(x, training=training)
+        return self.logits_from_hidden(x)
+
+    def logits_from_hidden(self, hidden_states):
+        """Projects decoder states onto the vocabulary with the backbone's
+        head rule, returning float32 logits."""
+        if self.backbone.tie_embedding_weights:
+            # A Python float, not a captured tensor: exported graphs (ONNX)
+            # must not depend on eager constants.
+            hidden_states = hidden_states * float(self.hidden_dim**-0.5)
+        logits = self.backbone.token_embedding(hidden_states, reverse=True)
+        return ops.cast(logits, "float32")
+
+    # KerasHub's cached decoding (`call_decoder_with_cache`) uses `_logits`.
+    _logits = logits_from_hidden
+
+    def call(self, inputs, training=None):
+        self._check_inputs(inputs)
+        encoder_outputs, encoder_padding_mask = self.encode(
+            inputs["encoder_token_ids"],
+            inputs["encoder_padding_mask"],
+            prompts=inputs.get("prompts"),
+            training=training,
+        )
+        return self.decode(
+            encoder_outputs,
+            encoder_padding_mask,
+            inputs["decoder_token_ids"],
+            inputs["decoder_padding_mask"],
+            training=training,
+        )
+
+    def call_encoder(self, token_ids, padding_mask):
+        """KerasHub's encoder hook: the prompted encoder output."""
+        return self.encode(token_ids, padding_mask)[0]
+
+    _REQUIRED_INPUTS = (
+        "encoder_token_ids",
+        "encoder_padding_mask",
+        "decoder_token_ids",
+        "decoder_padding_mask",
+    )
+
+    def _check_inputs(self, inputs):
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                "PromptedT5Seq2SeqLM takes a dict of token inputs with keys "
+                f"{list(self._REQUIRED_INPUTS)} (and optionally 'prompts'); "
+                f"got {type(inputs).__name__}. Use `generate()` for text."
+            )
+        missing = [key for key in self._REQUIRED_INPUTS if key not in inputs]
+        unknown = set(inputs) - set(self._REQUIRED_INPUTS) - {"prompts"}
+        if missing or unknown:
+            raise ValueError(
+                f"Model inputs are missing {missing} / have unknown keys "
+                f"{sorted(unknown)}; expected {list(self._REQUIRED_INPUTS)} "
+                "and optionally 'prompts'."
+            )
+
+    # === Training ===
+
+    def compile(
+        self,
+        optimizer="auto",
+        loss="auto",
+        *,
+        weighted_metrics="auto",
+        sampler="greedy",
+        **kwargs,
+    ):
+        """Configures training with the paper's defaults.
+
+        Args:
+            optimizer: `"auto"` gives `keras_prompt.optimizers.Adafactor` at
+                the paper's constant learning rate 0.3.
+            loss: `"auto"` gives sparse cross-entropy from logits over target
+                tokens only (padding id 0 is ignored, the mean is over real
+                target tokens).
+            weighted_metrics: `"auto"` gives token accuracy.
+            sampler: the `generate()` sampler; greedy by default.
+            **kwargs: see `keras.Model.compile` (e.g. `jit_compile`,
+                `steps_per_execution`).
+        """
+        if optimizer == "auto":
+            from keras_prompt.optimizers import Adafactor
+
+            optimizer = Adafactor(learning_rate=0.3)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, ignore_class=PAD_ID
+            )
+        if weighted_metrics == "auto":
+            weighted_metrics = [
+                keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")
+            ]
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            weighted_metrics=weighted_metrics,
+            sampler=sampler,
+            **kwargs,
+        )
+
+    # === Generation ===
+
+    def generate_step(self, inputs, stop_token_ids=None):
+        """Generates a batch with KerasHub's cached decoding and the prompt.
+
+        Like `T5Seq2SeqLM.generate_step`, but the encoder sees the prompt, so
+        the cross-attention cache spans `prompt_length + length` positions.
+        `inputs` may carry per-example `"prompts"`.
+        """
+        decoder_token_ids = inputs["decoder_token_ids"]
+        decoder_padding_mask = inputs["decoder_padding_mask"]
+        encoder_outputs, encoder_padding_mask = self.encode(
+            inputs["encoder_token_ids"],
+            inputs["encoder_padding_mask"],
+            prompts=inputs.get("prompts"),
+        )
+        self_cache, cross_cache = self._initialize_cache(
+            encoder_padding_mask, decoder_token_ids
+        )
+        _, hidden_states, self_cache, cross_cache = self.call_decoder_with_cache(
+            encoder_hidden_states=encoder_outputs,
+            encoder_padding_mask=encoder_padding_mask,
+            decoder_token_ids=decoder_token_ids,
+            self_attention_cache=self_cache,
+            self_attention_cache_update_index=0,
+            cross_attention_cache=cross_cache,
+            cross_attention_cache_update_index=0,
+        )
+        row_lengths = ops.sum(ops.cast(decoder_padding_mask, "int32"), axis=-1)
+
+        def next_token(prompt, cache, index):
+            cache_index = index - 1
+            previous = ops.slice(
+                prompt, [0, cache_index], [ops.shape(prompt)[0], 1]
+            )
+            self_cache, encoder_outputs, encoder_padding_mask, cross_cache = (
+                cache
+            )
+            logits, hidden_states, self_cache, _ = self.call_decoder_with_cache(
+                encoder_hidden_states=encoder_outputs,
+                encoder_padding_mask=encoder_padding_mask,
+                decoder_token_ids=previous,
+                self_attention_cache=self_cache,
+                self_attention_cache_update_index=cache_index,
+                cross_attention_cache=cross_cache,
+                cross_attention_cache_update_index=None,
+            )
+            cache = (self_cache, encoder_outputs, encoder_padding_mask, cross_cache)
+            return (
+                ops.squeeze(logits, axis=1),
+                ops.squeeze(hidden_states, axis=1),
+                cache,
+            )
+
+        decoder_token_ids = self.sampler(
+            next=next_token,
+            prompt=decoder_token_ids,
+            cache=(self_cache, encoder_outputs, encoder_padding_mask, cross_cache),
+            index=ops.min(row_lengths),
+            mask=decoder_padding_mask,
+            stop_token_ids=stop_token_ids,
+            hidden_states=hidden_states,
+            model=self,
+        )
+        return {
+            "decoder_token_ids": decoder_token_ids,
+            "decoder_padding_mask": _mask_after_stop(
+                decoder_token_ids, decoder_padding_mask, stop_token_ids
+            ),
+        }
+
+    def generate(
+        self,
+        inputs,
+        max_length=None,
+        stop_token_ids="auto",
+        strip_prompt=False,
+        prompts=None,
+    ):
+        """Generates text (or ids) with the prompt; see KerasHub's
+        `Seq2SeqLM.generate` for `inputs`, `max_length`, `stop_token_ids`
+        and `strip_prompt`.
+
+        Args:
+            prompts: optional per-example prompts
+                `[batch, prompt_length, hidden_dim]` for a mixed-task batch;
+                `inputs` must then be a single batch (not a dataset). With
+                token inputs, `inputs["prompts"]` works too.
+        """
+        if prompts is None:
+            return super().generate(
+                inputs, max_length, stop_token_ids, strip_prompt
+            )
+        if isinstance(inputs, tf.data.Dataset):
+            raise ValueError(
+                "Per-example `prompts` need a single batch of inputs, not a "
+                "`tf.data.Dataset`; put them in each batch as "
+                "`inputs['prompts']` instead."
+            )
+        prompts = ops.convert_to_tensor(prompts, "float32")
+        self.prompt_layer._check_prompt_shape(prompts)
+        compiled = self.make_generate_function()
+
+        def generate_with_prompts(batch, stop_token_ids=None):
+            return compiled({**batch, "prompts": prompts}, stop_token_ids)
+
+        # `Seq2SeqLM.generate` preprocesses and postprocesses around
+        # `self.generate_function`; routing the prompts through it keeps
+        # KerasHub's string handling.
+        self.generate_function = generate_with_prompts
+        try:
+            return super().generate(
+                inputs, max_length, stop_token_ids, strip_prompt
+            )
+        finally:
+            self.generate_function = compiled
+
+    # === Rank classification ===
+
+    def score(self, inputs, choices, prompts=None):
+        """Log-likelihood of each candidate target (rank classification).
+
+        Args:
+            inputs: a string or list of strings (needs a preprocessor), or a
+                dict with `encoder_token_ids` and `encoder_padding_mask`.
+            choices: list of candidate target strings (needs a
+                preprocessor), or of token-id lists (scored as given; include
+                the end token id to score it).
+            prompts: optional per-example prompts.
+
+        Returns:
+            float32 array `[batch, len(choices)]`: the summed log-probability
+            of each choice's target tokens. `argmax` over the last axis is
+            the rank-classification prediction.
+
+        Example:
+        ```python
+        scores = model.score(["sst2 sentence: a great film"],
+                             ["positive", "negative"])
+        ```
+        """
+        if not choices:
+            raise ValueError("`score()` needs at least one choice.")
+        encoder_inputs = self._encoder_inputs(inputs)
+        batch_size = int(encoder_inputs["encoder_token_ids"].shape[0])
+        if prompts is not None:
+            prompts = ops.convert_to_tensor(prompts, "float32")
+        encoder_outputs, encoder_padding_mask = self.encode(
+            encoder_inputs["encoder_token_ids"],
+            encoder_inputs["encoder_padding_mask"],
+            prompts=prompts,
+        )
+        columns = []
+        for choice in choices:
+            decoder_ids, targets = self._choice_tokens(choice)
+            decoder_ids = np.tile(decoder_ids, (batch_size, 1))
+            targets = np.tile(targets, (batch_size, 1))
+            logits = self.decode(
+                encoder_outputs,
+                encoder_padding_mask,
+                decoder_ids,
+                np.ones_like(decoder_ids),
+            )
+            log_probs = ops.log_softmax(logits, axis=-1)
+            picked = ops.take_along_axis(log_probs, targets[..., None], axis=-1)
+            columns.append(ops.sum(picked[..., 0], axis=-1))
+        return ops.convert_to_numpy(ops.stack(columns, axis=1))
+
+    def _encoder_inputs(self, inputs):
+        if isinstance(inputs, dict):
+            return {
+                "encoder_token_ids": ops.convert_to_tensor(
+                    inputs["encoder_token_ids"], "int32"
+                ),
+                "encoder_padding_mask": ops.convert_to_tensor(
+                    inputs["encoder_padding_mask"], "int32"
+                ),
+            }
+        if self.preprocessor is None:
+            raise ValueError(
+                "String inputs need a preprocessor: build the model with "
+                "`preprocessor=` or `from_preset()`, or pass token ids."
+            )
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        packed = self.preprocessor.generate_preprocess(texts)
+        return {
+            "encoder_token_ids": packed["encoder_token_ids"],
+            "encoder_padding_mask": packed["encoder_padding_mask"],
+        }
+
+    def _choice_tokens(self, choice):
+        """`(decoder_input_ids, target_ids)`, each `[1, length]`."""
+        if isinstance(choice, str):
+            if self.preprocessor is None:
+                raise ValueError(
+                    "String choices need a preprocessor; pass token-id "
+                    "lists instead."
+                )
+            tokenizer = self.preprocessor.tokenizer
+            target = [int(i) for i in np.asarray(tokenizer(choice))]
+            target.append(tokenizer.end_token_id)
+        else:
+            target = [int(i) for i in choice]
+        if not target:
+            raise ValueError(f"Choice {choice!r} has no tokens.")
+        decoder_ids = [DECODER_START_ID] + target[:-1]
+        return np.asarray([decoder_ids], "int32"), np.asarray([target], "int32")
+
+    # === Prompt access and files ===
+
+    def get_prompt(self):
+        """The prompt as a float32 NumPy array `[prompt_length, hidden_dim]`."""
+        return ops.convert_to_numpy(self.prompt_layer.prompt).copy()
+
+    def set_prompt(self, prompt):
+        """Replaces the prompt with `prompt` (`[prompt_length, hidden_dim]`)."""
+        prompt = np.asarray(prompt, dtype="float32")
+        expected = (self.prompt_length, self.hidden_dim)
+        if prompt.shape != expected:
+            raise ValueError(
+                f"The prompt must have shape {expected} (prompt_length, "
+                f"hidden_dim); got {prompt.shape}."
+            )
+        if not np.all(np.isfinite(prompt)):
+            raise ValueError("The prompt has NaN or infinite values.")
+        self.prompt_layer.prompt.assign(prompt)
+
+    def backbone_fingerprint(self):
+        """SHA-256 of the backbone's token embedding and architecture."""
+        return prompt_file.backbone_fingerprint(self.backbone)
+
+    def save_prompt(self, path, task=None, labels=None, training_steps=None):
+        """Saves the prompt and its metadata to a `.safetensors` file,
+        atomically.
+
+        Args:
+            path: destination file.
+            task: optional task name.
+            labels: the task's label words (defaults to the model's).
+            training_steps: steps trained (defaults to the optimizer's
+                iteration count when the model has been trained).
+
+        Returns:
+            The path written.
+        """
+        if training_steps is None and getattr(self, "optimizer", None):
+            training_steps = int(self.optimizer.iterations.numpy())
+        initializer = self.prompt_initializer
+        metadata = {
+            "backbone_fingerprint": self.backbone_fingerprint(),
+            "task": task,
+            "labels": labels if labels is not None else self.labels,
+            "initializer": initializer if isinstance(initializer, str) else
+            type(initializer).__name__,
+            "training_steps": training_steps,
+        }
+        path = prompt_file.save_prompt_file(path, self.get_prompt(), metadata)
+        logger.info("Saved prompt to %s", path)
+        return path
+
+    def load_prompt(self, path):
+        """Loads a prompt file saved for this backbone and returns its
+        metadata. Raises `PromptFileError` if the file is malformed or was
+        trained on a different backbone."""
+        prompt, metadata = prompt_file.read_prompt_file(path)
+        prompt_file.check_prompt_compatible(
+            metadata,
+            prompt,
+            fingerprint=self.backbone_fingerprint(),
+            prompt_length=self.prompt_length,
+            hidden_dim=self.hidden_dim,
+            source=f"'{path}'",
+        )
+        self.set_prompt(prompt)
+        return metadata
+
+    # === Construction ===
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset,
+        load_weights=True,
+        *,
+        encoder_sequence_length=None,
+        decoder_sequence_length=None,
+        **kwargs,
+    ):
+        """Builds a prompted model on a pretrained T5.
+
+        Args:
+            preset: a KerasHub preset name (e.g. `"t5_small_multi"`), a
+                local KerasHub preset directory, a keras-prompt built-in
+                preset name, or a local Hugging Face T5 checkpoint directory.
+            load_weights: whether to load the pretrained weights.
+            encoder_sequence_length, decoder_sequence_length: optional
+                preprocessor lengths.
+            **kwargs: `PromptedT5Seq2SeqLM` arguments (`prompt_length`,
+                `prompt_initializer`, `labels`, ...).
+
+        Example:
+        ```python
+        model = keras_prompt.PromptedT5Seq2SeqLM.from_preset(
+            "t5_small_multi", prompt_length=20
+        )
+        ```
+        """
+        backbone, preprocessor = load_backbone_and_preprocessor(
+            preset,
+            load_weights=load_weights,
+            encoder_sequence_length=encoder_sequence_length,
+            decoder_sequence_length=decoder_sequence_length,
+        )
+        return cls(backbone, preprocessor, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        initializer = self.prompt_initializer
+        if not isinstance(initializer, str):
+            initializer = keras.initializers.serialize(
+                initializers.get(initializer)
+            )
+        config.update(
+            {
+                "prompt_length": self.prompt_length,
+                "prompt_initializer": initializer,
+                "labels": self.labels,
+                "init_text": self.init_text,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        initializer = config.get("prompt_initializer")
+        if isinstance(initializer, dict):
+            config["prompt_initializer"] = keras.initializers.deserialize(
+                initializer
+            )
+        return super().from_config(config)
+
+
+def _mask_after_stop(token_ids, padding_mask, stop_token_ids):
+    """Output mask: everything up to and including the first generated stop
+    token (positions of the decoder prompt never count as a stop)."""
+    if stop_token_ids is None:
+        return ops.ones_like(token_ids, dtype="bool")
+    generated = ops.logical_not(ops.cast(padding_mask, "bool"))
+    is_stop = ops.zeros_like(token_ids, dtype="bool")
+    for stop_id in stop_token_ids:
+        is_stop = ops.logical_or(is_stop, ops.equal(token_ids, stop_id))
+    stops = ops.cast(ops.logical_and(is_stop, generated), "int32")
+    after_stop = ops.cumsum(stops, axis=-1) - stops
+    return ops.equal(after_stop, 0)

@@ -1,0 +1,5 @@
+from keras_prompt.prompts.prompt_file import PromptFileError
+from keras_prompt.prompts.prompt_file import backbone_fingerprint
+from keras_prompt.prompts.prompt_file import check_prompt_compatible
+from keras_prompt.prompts.prompt_file import read_prompt_file
+from keras_prompt.prompts.prompt_file import save_prompt_file

@@ -1,0 +1,150 @@
+"""Shared test helpers: tiny random T5 backbones and on-the-fly tokenizers.
+
+Everything here is built offline in a few seconds so that tests never need a
+pretrained preset.
+"""
+
+import io
+import itertools
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import sentencepiece as spm  # noqa: E402
+
+TINY_VOCABULARY_SIZE = 128
+
+_SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our team"]
+_VERBS = ["likes", "sees", "finds", "paints", "follows", "hates"]
+_OBJECTS = ["the movie", "a red ball", "green apples", "the old house"]
+_ADVERBS = ["today", "quickly", "again", "at night", "very much"]
+TINY_CORPUS = [
+    " ".join(words)
+    for words in itertools.product(_SUBJECTS, _VERBS, _OBJECTS, _ADVERBS)
+] + [
+    "positive negative neutral entailment contradiction",
+    "sentiment: great terrible fine yes no maybe",
+    "sst2 sentence: rte sentence1: sentence2: question: answer: premise:",
+    "one two three four five six seven eight nine ten eleven twelve",
+    "monday tuesday wednesday thursday friday saturday sunday",
+    "january february march april may june july august september",
+    "apple banana cherry grape lemon mango orange peach pear plum",
+    "river mountain forest desert ocean island valley canyon meadow",
+    "quick brown fox jumps over lazy dog while birds sing loudly",
+    "violin guitar piano trumpet drums flute cello harp organ banjo",
+    "doctor lawyer farmer baker pilot nurse singer writer sailor",
+    "elephant giraffe zebra monkey tiger lion rabbit turtle parrot",
+    "kitchen bedroom garden window ceiling carpet stairs balcony",
+]
+
+
+def make_tiny_backbone(
+    tied=True,
+    vocabulary_size=TINY_VOCABULARY_SIZE,
+    hidden_dim=16,
+    num_layers=2,
+    num_heads=2,
+    intermediate_dim=32,
+    dropout=0.0,
+    seed=0,
+):
+    """A random `T5Backbone` with distinct token embeddings.
+
+    `T5Backbone` initialises its embedding to ~1.0 everywhere (mean 1.0,
+    stddev 0.05), which makes every token look alike; tests re-initialise it
+    from N(0, 1) as Hugging Face T5 does.
+    """
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.T5Backbone(
+        vocabulary_size=vocabulary_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
+        dropout=dropout,
+        activation="relu" if tied else "gelu",
+        use_gated_activation=not tied,
+        tie_embedding_weights=tied,
+    )
+    rng = np.random.default_rng(seed)
+    embedding = backbone.token_embedding
+    embedding.embeddings.assign(
+        rng.standard_normal((vocabulary_size, hidden_dim)).astype("float32")
+    )
+    if not tied:
+        embedding.reverse_embeddings.assign(
+            rng.standard_normal((hidden_dim, vocabulary_size)).astype("float32")
+            * hidden_dim**-0.5
+        )
+    return backbone
+
+
+def train_tiny_sentencepiece(vocabulary_size=TINY_VOCABULARY_SIZE):
+    """Serialized SentencePiece proto with T5's special ids (0 pad, 1 eos,
+    2 unk) trained on `TINY_CORPUS`."""
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TINY_CORPUS),
+        model_writer=model,
+        vocab_size=vocabulary_size,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def make_tiny_preprocessor(
+    encoder_sequence_length=16, decoder_sequence_length=8, proto=None
+):
+    """A `T5Seq2SeqLMPreprocessor` over a SentencePiece model trained on the
+    fly; its vocabulary fits `make_tiny_backbone()`."""
+    tokenizer = keras_hub.models.T5Tokenizer(
+        proto=proto if proto is not None else train_tiny_sentencepiece()
+    )
+    return keras_hub.models.T5Seq2SeqLMPreprocessor(
+        tokenizer=tokenizer,
+        encoder_sequence_length=encoder_sequence_length,
+        decoder_sequence_length=decoder_sequence_length,
+    )
+
+
+def make_token_batch(
+    batch_size=3,
+    encoder_length=7,
+    decoder_length=5,
+    vocabulary_size=TINY_VOCABULARY_SIZE,
+    seed=0,
+):
+    """Random token inputs with ragged padding, in KerasHub's input format."""
+    rng = np.random.default_rng(seed)
+    encoder_ids = rng.integers(3, vocabulary_size, (batch_size, encoder_length))
+    decoder_ids = rng.integers(3, vocabulary_size, (batch_size, decoder_length))
+    encoder_mask = np.ones((batch_size, encoder_length), "int32")
+    decoder_mask = np.ones((batch_size, decoder_length), "int32")
+    for row in range(1, batch_size):
+        encoder_mask[row, encoder_length - row :] = 0
+        decoder_mask[row, decoder_length - row :] = 0
+    decoder_ids[:, 0] = 0
+    return {
+        "encoder_token_ids": (encoder_ids * encoder_mask).astype("int32"),
+        "encoder_padding_mask": encoder_mask,
+        "decoder_token_ids": (decoder_ids * decoder_mask).astype("int32"),
+        "decoder_padding_mask": decoder_mask,
+    }
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_proto():
+    return train_tiny_sentencepiece()
