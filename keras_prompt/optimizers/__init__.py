@@ -1,0 +1,5 @@
+"""Optimizers for prompt tuning."""
+
+from keras_prompt.optimizers.adafactor import Adafactor
+
+__all__ = ["Adafactor"]
