@@ -1,0 +1,82 @@
+"""The JSON description stored with every export (SavedModel, ONNX, TFLite).
+
+Clients read it to map task names to ids, to know the sequence lengths and
+the special token ids; it also records the versions that produced the
+export (the server's tensorflow-text must match for SavedModels).
+"""
+
+import json
+
+from keras_prompt.export.export_prompts import end_token_id
+
+METADATA_FILENAME = "keras_prompt_export.json"
+FORMAT_NAME = "keras_prompt.export"
+FORMAT_VERSION = "1"
+
+
+def tokenizer_of(model):
+    """The model's SentencePiece tokenizer, or `None` without a preprocessor."""
+    preprocessor = getattr(model, "preprocessor", None)
+    return getattr(preprocessor, "tokenizer", None)
+
+
+def strip_token_ids(model):
+    """Ids removed before detokenizing (KerasHub: the special tokens)."""
+    tokenizer = tokenizer_of(model)
+    if tokenizer is None:
+        return [0, end_token_id(model)]
+    return sorted(int(i) for i in tokenizer.special_token_ids)
+
+
+def encoder_sequence_length(model, default=512):
+    preprocessor = getattr(model, "preprocessor", None)
+    length = getattr(preprocessor, "encoder_sequence_length", None)
+    return int(length) if length else int(default)
+
+
+def export_metadata(model, resolved, export_format, **extra):
+    """A JSON-serializable dict describing an export."""
+    import tensorflow as tf
+
+    from keras_prompt.version import __version__
+
+    try:
+        import tensorflow_text
+
+        tf_text_version = tensorflow_text.__version__
+    except ImportError:  # pragma: no cover - tf-text is a dependency
+        tf_text_version = None
+    try:
+        fingerprint = model.backbone_fingerprint()
+    except Exception:  # pragma: no cover - defensive
+        fingerprint = None
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "export_format": export_format,
+        "mode": resolved.mode,
+        "task_names": resolved.task_names,
+        "prompt_sources": resolved.sources,
+        "prompt_length": resolved.prompt_length,
+        "hidden_dim": resolved.hidden_dim,
+        "vocabulary_size": int(model.backbone.vocabulary_size),
+        "encoder_sequence_length": encoder_sequence_length(model),
+        "end_token_id": end_token_id(model),
+        "pad_token_id": 0,
+        "decoder_start_token_id": 0,
+        "strip_token_ids": strip_token_ids(model),
+        "backbone_fingerprint": fingerprint,
+        "keras_prompt_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "tensorflow_text_version": tf_text_version,
+        "padding_convention": (
+            "token_ids[:, 0] is the decoder start token (0); each row ends "
+            "at its first </s> (kept) and every later position is 0 (pad)."
+        ),
+    }
+    metadata.update(extra)
+    return metadata
+
+
+def dumps(metadata):
+    return json.dumps(metadata, indent=2, sort_keys=True)

@@ -1,0 +1,209 @@
+"""ONNX export through tf2onnx, validated with onnx.checker and onnxruntime."""
+
+import base64
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_prompt.export import metadata as metadata_lib
+from keras_prompt.export.atomic import atomic_file
+from keras_prompt.export.export_error import ExportError
+from keras_prompt.export.export_prompts import ExportPrompts
+from keras_prompt.export.graph_functions import check_graph_argument
+from keras_prompt.export.graph_functions import graph_function
+from keras_prompt.export.graph_functions import io_specs
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+# Metadata keys stored in the ONNX file's `metadata_props`.
+METADATA_KEY = "keras_prompt.export"
+SENTENCEPIECE_KEY = "keras_prompt.sentencepiece_model"
+_STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+
+
+def _smoke_feed(specs):
+    """A small valid feed for the given input specs (dynamic dims = 2)."""
+    feed = {}
+    for spec in specs:
+        shape = [2 if dim is None else dim for dim in spec.shape.as_list()]
+        if spec.name in ("encoder_token_ids", "decoder_token_ids"):
+            feed[spec.name] = np.full(shape, 3, np.int32)
+        elif spec.name.endswith("padding_mask") or spec.name == "task":
+            feed[spec.name] = np.ones(shape, np.int32)
+            if spec.name == "task":
+                feed[spec.name] = np.zeros(shape, np.int32)
+        else:
+            feed[spec.name] = np.zeros(shape, np.float32)
+    return feed
+
+
+def validate_onnx(path, expected_inputs, expected_outputs, smoke_feed=None):
+    """Validates an ONNX file; raises `ExportError` on any problem.
+
+    Checks: `onnx.checker` (full check with shape inference), no op outside
+    the standard ONNX domains, the graph inputs/outputs are exactly the
+    expected names (tf2onnx turns a captured eager tensor into an extra,
+    dangling graph input), an onnxruntime session opens, and (optionally) a
+    smoke run succeeds.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        model = onnx.load(path)
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as error:
+        raise ExportError(f"onnx.checker rejected '{path}': {error}") from error
+    foreign = sorted(
+        {
+            f"{node.domain or 'ai.onnx'}::{node.op_type}"
+            for node in _all_nodes(model.graph)
+            if node.domain not in _STANDARD_DOMAINS
+        }
+    )
+    if foreign:
+        raise ExportError(
+            f"'{path}' contains ops outside standard ONNX ({', '.join(foreign)}): "
+            "tf2onnx could not convert them."
+        )
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [i.name for i in model.graph.input if i.name not in initializers]
+    if sorted(inputs) != sorted(expected_inputs):
+        extra = sorted(set(inputs) - set(expected_inputs))
+        missing = sorted(set(expected_inputs) - set(inputs))
+        raise ExportError(
+            f"'{path}' has graph inputs {inputs}, expected {list(expected_inputs)}"
+            + (f"; dangling inputs {extra} (a tensor captured by the traced "
+               "function instead of being a constant)" if extra else "")
+            + (f"; missing {missing}" if missing else "")
+            + "."
+        )
+    outputs = [o.name for o in model.graph.output]
+    if sorted(outputs) != sorted(expected_outputs):
+        raise ExportError(
+            f"'{path}' has graph outputs {outputs}, expected "
+            f"{list(expected_outputs)}."
+        )
+    try:
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        if smoke_feed is not None:
+            session.run(None, smoke_feed)
+    except Exception as error:
+        raise ExportError(
+            f"onnxruntime cannot run '{path}': {error}"
+        ) from error
+
+
+def _all_nodes(graph):
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.g is not None and attribute.g.node:
+                yield from _all_nodes(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _all_nodes(subgraph)
+
+
+def export_onnx(
+    model,
+    path,
+    *,
+    mode,
+    prompts=None,
+    graph="forward",
+    max_decode_length=32,
+    opset=DEFAULT_OPSET,
+):
+    """Exports the forward pass or greedy decoding of a prompted T5 to ONNX.
+
+    Tokenization stays in the client (SentencePiece does not convert to
+    ONNX); the file carries the tokenizer's SentencePiece model and a JSON
+    description (task names, lengths, special ids) in its `metadata_props`,
+    so `export/onnx_client.py` needs only `onnxruntime` and `sentencepiece`.
+
+    Inputs (`B`, `S`, `T` dynamic; `P`, `H` fixed):
+    - `graph="forward"`: `encoder_token_ids`, `encoder_padding_mask`,
+      `decoder_token_ids`, `decoder_padding_mask` (int32), plus `task`
+      (int32 `[B]`, mode `"bank"`) or `prompts` (float32 `[B, P, H]`, mode
+      `"runtime"`) -> `logits` float32 `[B, T, V]`.
+    - `graph="generate"`: `encoder_token_ids`, `encoder_padding_mask`
+      (+ `task` | `prompts`) -> `token_ids` int32 `[B, max_decode_length]`
+      (column 0 is the start token 0; 0 after each row's first `</s>`).
+
+    A task id outside `[0, num_tasks)` makes onnxruntime fail with an
+    out-of-bounds `Gather` error (never another task's prompt); the client
+    checks ids first and names the bad one.
+
+    The file is written atomically and only after it passes `onnx.checker`,
+    has exactly the expected inputs (a captured eager tensor would appear
+    as a dangling extra input), only standard ONNX ops, and opens and runs
+    in an onnxruntime session; otherwise `ExportError` is raised and
+    nothing is written.
+
+    Args:
+        model: a `keras_prompt.PromptedT5Seq2SeqLM`.
+        path: destination `.onnx` file.
+        mode: `"baked"`, `"runtime"` or `"bank"`.
+        prompts: as in `export_saved_model`.
+        graph: `"forward"` or `"generate"`.
+        max_decode_length: decoder length of generated sequences (generate).
+        opset: ONNX opset.
+
+    Returns:
+        `path`.
+
+    Example:
+    ```python
+    keras_prompt.export.export_onnx(
+        model, "bank_generate.onnx", mode="bank",
+        prompts={"rte": "rte.safetensors", "sst2": "sst2.safetensors"},
+        graph="generate", max_decode_length=8,
+    )
+    ```
+    """
+    import onnx
+    import tf2onnx
+
+    check_graph_argument(graph)
+    resolved = ExportPrompts.from_model(model, mode, prompts)
+    core = resolved.build_module(model, portable=True)
+    specs = io_specs(core, graph)
+    function = graph_function(core, graph, int(max_decode_length), specs)
+    output_name = "logits" if graph == "forward" else "token_ids"
+    description = metadata_lib.export_metadata(
+        model,
+        resolved,
+        "onnx",
+        graph=graph,
+        max_decode_length=int(max_decode_length),
+        inputs=[spec.name for spec in specs],
+        outputs=[output_name],
+        task_input="int32 task id" if mode == "bank" else None,
+    )
+    path = os.path.abspath(os.fspath(path))
+    with atomic_file(path) as temp_path:
+        try:
+            model_proto, _ = tf2onnx.convert.from_function(
+                function, input_signature=specs, opset=int(opset)
+            )
+        except Exception as error:
+            raise ExportError(f"tf2onnx failed to convert the {graph} graph: {error}") from error
+        props = {METADATA_KEY: metadata_lib.dumps(description)}
+        tokenizer = metadata_lib.tokenizer_of(model)
+        if tokenizer is not None:
+            props[SENTENCEPIECE_KEY] = base64.b64encode(tokenizer.proto).decode(
+                "ascii"
+            )
+        onnx.helper.set_model_props(model_proto, props)
+        onnx.save(model_proto, temp_path)
+        validate_onnx(
+            temp_path,
+            [spec.name for spec in specs],
+            [output_name],
+            smoke_feed=_smoke_feed(specs),
+        )
+    logger.info("Exported %s-mode ONNX %s graph to %s.", mode, graph, path)
+    return path

@@ -1,0 +1,191 @@
+"""LiteRT / TFLite export: fixed-shape forward and decode graphs, builtin ops
+only."""
+
+import logging
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keras_prompt.export import metadata as metadata_lib
+from keras_prompt.export.atomic import atomic_file
+from keras_prompt.export.export_error import ExportError
+from keras_prompt.export.export_prompts import ExportPrompts
+from keras_prompt.export.graph_functions import check_graph_argument
+from keras_prompt.export.graph_functions import graph_function
+from keras_prompt.export.graph_functions import io_specs
+
+logger = logging.getLogger(__name__)
+
+METADATA_SUFFIX = ".json"
+
+
+def load_interpreter(model_content=None, model_path=None):
+    """A LiteRT interpreter: `ai_edge_litert` if installed, else
+    `tf.lite.Interpreter`."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Interpreter(model_content=model_content, model_path=model_path)
+
+
+def _smoke_feed(specs):
+    feed = {}
+    for spec in specs:
+        shape = spec.shape.as_list()
+        if spec.dtype == tf.float32:
+            feed[spec.name] = np.zeros(shape, np.float32)
+        elif spec.name == "task":
+            feed[spec.name] = np.zeros(shape, np.int32)
+        elif spec.name.endswith("padding_mask"):
+            feed[spec.name] = np.ones(shape, np.int32)
+        else:
+            feed[spec.name] = np.full(shape, 3, np.int32)
+    return feed
+
+
+def export_tflite(
+    model,
+    path,
+    *,
+    mode,
+    prompts=None,
+    graph="forward",
+    batch_size=1,
+    encoder_sequence_length=None,
+    decoder_sequence_length=None,
+    max_decode_length=32,
+):
+    """Exports a fixed-shape forward or greedy-decoding graph to LiteRT.
+
+    Every shape is fixed at export time (TFLite rejects the dynamic-shape
+    graph) and only `TFLITE_BUILTINS` ops are allowed; the conversion fails
+    with `ExportError` otherwise. Input and output names match the ONNX
+    export: `encoder_token_ids`, `encoder_padding_mask` (int32 `[batch,
+    encoder_sequence_length]`), for `"forward"` also `decoder_token_ids`,
+    `decoder_padding_mask` (int32 `[batch, decoder_sequence_length]`), plus
+    `task` (int32 `[batch]`, bank) or `prompts` (float32 `[batch, P, H]`,
+    runtime); outputs `logits` (float32 `[batch, T, V]`) or `token_ids`
+    (int32 `[batch, max_decode_length]`; start token 0 in column 0, 0 after
+    each row's first `</s>`). A task id outside the bank makes the
+    interpreter's `GATHER` fail ("gather index out of bounds").
+
+    A JSON description (task names, lengths, special ids) is written next
+    to the model as `<path>.json`. The model is converted, loaded in an
+    interpreter and run once before it is moved into place atomically.
+
+    Args:
+        model: a `keras_prompt.PromptedT5Seq2SeqLM`.
+        path: destination `.tflite` file.
+        mode: `"baked"`, `"runtime"` or `"bank"`.
+        prompts: as in `export_saved_model`.
+        graph: `"forward"` or `"generate"`.
+        batch_size: fixed batch size.
+        encoder_sequence_length: fixed encoder length; defaults to the
+            preprocessor's.
+        decoder_sequence_length: fixed decoder length of the forward graph;
+            defaults to the preprocessor's.
+        max_decode_length: decoder length of generated sequences (generate).
+
+    Returns:
+        `path`.
+
+    Example:
+    ```python
+    keras_prompt.export.export_tflite(
+        model, "rte_generate.tflite", mode="baked", prompts="rte.safetensors",
+        graph="generate", batch_size=1, encoder_sequence_length=64,
+        max_decode_length=8,
+    )
+    ```
+    """
+    check_graph_argument(graph)
+    preprocessor = getattr(model, "preprocessor", None)
+    if encoder_sequence_length is None:
+        encoder_sequence_length = getattr(preprocessor, "encoder_sequence_length", None)
+    if decoder_sequence_length is None:
+        decoder_sequence_length = getattr(preprocessor, "decoder_sequence_length", None)
+    if encoder_sequence_length is None or (
+        graph == "forward" and decoder_sequence_length is None
+    ):
+        raise ValueError(
+            "TFLite graphs have fixed shapes: pass `encoder_sequence_length` "
+            "(and `decoder_sequence_length` for graph='forward'), or attach a "
+            "preprocessor that defines them."
+        )
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
+    resolved = ExportPrompts.from_model(model, mode, prompts)
+    core = resolved.build_module(model)
+    specs = io_specs(
+        core,
+        graph,
+        batch_size=int(batch_size),
+        encoder_length=int(encoder_sequence_length),
+        decoder_length=int(decoder_sequence_length or 0) or None,
+    )
+    function = graph_function(core, graph, int(max_decode_length), specs)
+    output_name = "logits" if graph == "forward" else "token_ids"
+    try:
+        concrete = function.get_concrete_function()
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [concrete], core
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        content = converter.convert()
+    except Exception as error:
+        raise ExportError(
+            f"TFLite conversion of the {graph} graph failed (builtin ops "
+            f"only): {error}"
+        ) from error
+    try:
+        interpreter = load_interpreter(model_content=content)
+        runner = interpreter.get_signature_runner()
+        inputs = sorted(runner.get_input_details())
+        outputs = sorted(runner.get_output_details())
+        if inputs != sorted(spec.name for spec in specs) or outputs != [output_name]:
+            raise ExportError(
+                f"The TFLite model has inputs {inputs} and outputs {outputs}; "
+                f"expected {sorted(spec.name for spec in specs)} and "
+                f"['{output_name}']."
+            )
+        runner(**_smoke_feed(specs))
+    except ExportError:
+        raise
+    except Exception as error:
+        raise ExportError(
+            f"The converted TFLite {graph} graph does not run: {error}"
+        ) from error
+    description = metadata_lib.export_metadata(
+        model,
+        resolved,
+        "tflite",
+        graph=graph,
+        batch_size=int(batch_size),
+        encoder_sequence_length=int(encoder_sequence_length),
+        decoder_sequence_length=(
+            int(decoder_sequence_length) if graph == "forward" else None
+        ),
+        max_decode_length=int(max_decode_length),
+        inputs=[spec.name for spec in specs],
+        outputs=[output_name],
+    )
+    path = os.path.abspath(os.fspath(path))
+    with atomic_file(path + METADATA_SUFFIX) as temp_path:
+        with open(temp_path, "w") as file:
+            file.write(metadata_lib.dumps(description))
+    with atomic_file(path) as temp_path:
+        with open(temp_path, "wb") as file:
+            file.write(content)
+    logger.info(
+        "Exported %s-mode TFLite %s graph (%d bytes) to %s.",
+        mode,
+        graph,
+        len(content),
+        path,
+    )
+    return path
