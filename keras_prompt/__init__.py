@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_prompt import initializers  # noqa: E402
+from keras_prompt import optimizers  # noqa: E402
 from keras_prompt.layers.prompt_layer import PromptLayer  # noqa: E402
 from keras_prompt.models.prompted_t5_seq2seq_lm import (  # noqa: E402
     PromptedT5Seq2SeqLM,

@@ -119,13 +119,80 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         )
         self.prompt_layer.build()
 
-        # A subclassed model: the prompt (and per-example prompts) do not fit
-        # `T5Backbone`'s functional graph, so skip `T5Seq2SeqLM.__init__`.
-        keras_hub.models.Seq2SeqLM.__init__(self, **kwargs)
+        # === Functional Model ===
+        # Functional like every KerasHub task (KerasHub swaps `Functional`
+        # into the shared base class whenever any task is built, so a
+        # subclassed task would break as soon as another model is created).
+        # `prompts` is optional: without it the layer's own prompt is used.
+        inputs = {
+            "encoder_token_ids": keras.Input(
+                (None,), dtype="int32", name="encoder_token_ids"
+            ),
+            "encoder_padding_mask": keras.Input(
+                (None,), dtype="int32", name="encoder_padding_mask"
+            ),
+            "decoder_token_ids": keras.Input(
+                (None,), dtype="int32", name="decoder_token_ids"
+            ),
+            "decoder_padding_mask": keras.Input(
+                (None,), dtype="int32", name="decoder_padding_mask"
+            ),
+            "prompts": keras.Input(
+                (prompt_length, backbone.hidden_dim),
+                dtype="float32",
+                name="prompts",
+                optional=True,
+            ),
+        }
+        encoder_outputs, encoder_padding_mask = self.encode(
+            inputs["encoder_token_ids"],
+            inputs["encoder_padding_mask"],
+            prompts=inputs["prompts"],
+        )
+        logits = self.decode(
+            encoder_outputs,
+            encoder_padding_mask,
+            inputs["decoder_token_ids"],
+            inputs["decoder_padding_mask"],
+        )
+        keras_hub.models.Seq2SeqLM.__init__(
+            self, inputs=inputs, outputs=logits, **kwargs
+        )
 
         # === Config ===
         self.prompt_length = self.prompt_layer.prompt_length
         self.hidden_dim = backbone.hidden_dim
+
+    _REQUIRED_INPUTS = (
+        "encoder_token_ids",
+        "encoder_padding_mask",
+        "decoder_token_ids",
+        "decoder_padding_mask",
+    )
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(self._standardize_inputs(inputs), *args, **kwargs)
+
+    def _standardize_inputs(self, inputs):
+        """Checks the input keys (Keras would name the wrong one) and fills
+        in the optional `prompts`."""
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                "PromptedT5Seq2SeqLM takes a dict of token inputs with keys "
+                f"{list(self._REQUIRED_INPUTS)} (and optionally 'prompts'); "
+                f"got {type(inputs).__name__}. Use `generate()` for text."
+            )
+        missing = [key for key in self._REQUIRED_INPUTS if key not in inputs]
+        unknown = sorted(set(inputs) - set(self._REQUIRED_INPUTS) - {"prompts"})
+        if missing or unknown:
+            raise ValueError(
+                f"Model inputs are missing {missing} and have unknown keys "
+                f"{unknown}; expected {list(self._REQUIRED_INPUTS)} and "
+                "optionally 'prompts'."
+            )
+        inputs = dict(inputs)
+        inputs.setdefault("prompts", None)
+        return inputs
 
     # === Forward pass ===
 
@@ -134,7 +201,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         encoder_token_ids,
         encoder_padding_mask,
         prompts=None,
-        training=False,
+        training=None,
     ):
         """Runs the frozen encoder on `prompt ++ embed(tokens)`.
 
@@ -174,7 +241,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         encoder_padding_mask,
         decoder_token_ids,
         decoder_padding_mask,
-        training=False,
+        training=None,
     ):
         """Runs the frozen decoder and head; returns float32 logits.
 
@@ -210,55 +277,16 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         if self.backbone.tie_embedding_weights:
             # A Python float, not a captured tensor: exported graphs (ONNX)
             # must not depend on eager constants.
-            hidden_states = hidden_states * float(self.hidden_dim**-0.5)
+            hidden_states = hidden_states * float(self.backbone.hidden_dim**-0.5)
         logits = self.backbone.token_embedding(hidden_states, reverse=True)
         return ops.cast(logits, "float32")
 
     # KerasHub's cached decoding (`call_decoder_with_cache`) uses `_logits`.
     _logits = logits_from_hidden
 
-    def call(self, inputs, training=None):
-        self._check_inputs(inputs)
-        encoder_outputs, encoder_padding_mask = self.encode(
-            inputs["encoder_token_ids"],
-            inputs["encoder_padding_mask"],
-            prompts=inputs.get("prompts"),
-            training=training,
-        )
-        return self.decode(
-            encoder_outputs,
-            encoder_padding_mask,
-            inputs["decoder_token_ids"],
-            inputs["decoder_padding_mask"],
-            training=training,
-        )
-
     def call_encoder(self, token_ids, padding_mask):
         """KerasHub's encoder hook: the prompted encoder output."""
         return self.encode(token_ids, padding_mask)[0]
-
-    _REQUIRED_INPUTS = (
-        "encoder_token_ids",
-        "encoder_padding_mask",
-        "decoder_token_ids",
-        "decoder_padding_mask",
-    )
-
-    def _check_inputs(self, inputs):
-        if not isinstance(inputs, dict):
-            raise ValueError(
-                "PromptedT5Seq2SeqLM takes a dict of token inputs with keys "
-                f"{list(self._REQUIRED_INPUTS)} (and optionally 'prompts'); "
-                f"got {type(inputs).__name__}. Use `generate()` for text."
-            )
-        missing = [key for key in self._REQUIRED_INPUTS if key not in inputs]
-        unknown = set(inputs) - set(self._REQUIRED_INPUTS) - {"prompts"}
-        if missing or unknown:
-            raise ValueError(
-                f"Model inputs are missing {missing} / have unknown keys "
-                f"{sorted(unknown)}; expected {list(self._REQUIRED_INPUTS)} "
-                "and optionally 'prompts'."
-            )
 
     # === Training ===
 
