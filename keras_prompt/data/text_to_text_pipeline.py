@@ -1,0 +1,255 @@
+"""Tokenize, pack and batch text-to-text examples in `tf.data`."""
+
+import logging
+
+import tensorflow as tf
+
+from keras_prompt.data.data_error import DataError
+
+logger = logging.getLogger(__name__)
+
+
+class TextToTextPipeline:
+    """Turns `{"inputs", "targets", "label"}` examples into model batches.
+
+    Tokenization runs inside `tf.data` with the backbone's SentencePiece
+    tokenizer. Packing follows KerasHub's `T5Seq2SeqLMPreprocessor`: the
+    encoder input is `tokens + </s>` padded to `max_input_length`; the decoder
+    input is `<pad> + tokens + </s>` shifted so that `decoder_token_ids` starts
+    with the pad id, `y` is the target shifted left by one and
+    `sample_weight` is its mask. Too-long sequences are truncated (the `</s>`
+    is kept) and counted; `stats()` reports the counts.
+
+    Every batch has a fully static shape (`drop_remainder=True`), so the same
+    pipeline runs under XLA and on TPUs. Evaluation batches pad the last
+    batch with dummy rows marked by `is_padding`.
+
+    Args:
+        tokenizer: a `keras_hub.models.T5Tokenizer` (e.g.
+            `model.preprocessor.tokenizer`).
+        max_input_length: encoder length in tokens, `</s>` included.
+        max_target_length: decoder length in tokens.
+        num_parallel_calls: parallelism of the tokenization map.
+
+    Example:
+
+    ```python
+    pipeline = TextToTextPipeline(model.preprocessor.tokenizer, 128, 8)
+    examples = task.load("train")
+    ds = pipeline.training_dataset(examples, batch_size=32, seed=0)
+    x, y, sample_weight = next(iter(ds))
+    pipeline.stats(examples)  # {"num_examples": ..., "inputs_truncated": ...}
+    ```
+    """
+
+    def __init__(self, tokenizer, max_input_length=256, max_target_length=16,
+                 num_parallel_calls=tf.data.AUTOTUNE):
+        if int(max_input_length) < 2 or int(max_target_length) < 2:
+            raise DataError(
+                "max_input_length and max_target_length must be at least 2 "
+                "(one token plus </s>); got "
+                f"{max_input_length} and {max_target_length}."
+            )
+        self.tokenizer = tokenizer
+        self.max_input_length = int(max_input_length)
+        self.max_target_length = int(max_target_length)
+        self.num_parallel_calls = num_parallel_calls
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.end_id = int(tokenizer.end_token_id)
+        self._tokenized = {}
+        # KerasHub tokenizers return Python lists in eager mode; tracing
+        # keeps tensors.
+        self._tokenize_graph = tf.function(
+            lambda texts: tf.cast(self.tokenizer(texts), tf.int32))
+        self._detokenize_graph = tf.function(
+            lambda ids: self.tokenizer.detokenize(ids))
+
+    def _pack(self, ids, length, start):
+        """Truncate ragged `ids` to fit `length` with specials; pad; mask."""
+        batch = ids.nrows()
+        room = length - 1 - (1 if start else 0)
+        truncated = ids.row_lengths() > room
+        ids = ids[:, :room]
+        end = tf.fill([batch, 1], self.end_id)
+        parts = [ids, tf.RaggedTensor.from_tensor(end)]
+        if start:
+            parts.insert(0, tf.RaggedTensor.from_tensor(
+                tf.fill([batch, 1], self.pad_id)))
+        packed = tf.concat(parts, axis=1)
+        mask = tf.ones_like(packed)
+        token_ids = packed.to_tensor(
+            default_value=self.pad_id, shape=[None, length])
+        mask = mask.to_tensor(default_value=0, shape=[None, length])
+        return token_ids, mask, truncated
+
+    def _tokenize_batch(self, batch):
+        inputs = tf.cast(self.tokenizer(batch["inputs"]), tf.int32)
+        targets = tf.cast(self.tokenizer(batch["targets"]), tf.int32)
+        enc_ids, enc_mask, in_trunc = self._pack(
+            inputs, self.max_input_length, start=False)
+        dec_full, dec_full_mask, tgt_trunc = self._pack(
+            targets, self.max_target_length + 1, start=True)
+        return {
+            "encoder_token_ids": enc_ids,
+            "encoder_padding_mask": enc_mask,
+            "decoder_token_ids": dec_full[:, :-1],
+            "decoder_padding_mask": dec_full_mask[:, :-1],
+            "target_ids": dec_full[:, 1:],
+            "target_mask": tf.cast(dec_full_mask[:, 1:], tf.float32),
+            "label": tf.cast(batch["label"], tf.int32),
+            "input_truncated": tf.cast(in_trunc, tf.int32),
+            "target_truncated": tf.cast(tgt_trunc, tf.int32),
+        }
+
+    def tokenize(self, examples, cache=True):
+        """Tokenized, packed, unbatched (and by default cached) examples."""
+        key = id(examples)
+        if cache and key in self._tokenized:
+            return self._tokenized[key][1]
+        ds = examples.batch(256).map(
+            self._tokenize_batch, num_parallel_calls=self.num_parallel_calls
+        ).unbatch()
+        if cache:
+            ds = ds.cache()
+            # Keep `examples` alive so that `id()` stays unique.
+            self._tokenized[key] = (examples, ds)
+        return ds
+
+    def stats(self, examples):
+        """Count examples and truncations (one pass; fills the cache).
+
+        Returns:
+            dict with `num_examples`, `inputs_truncated`, `targets_truncated`,
+            `unlabeled` (examples whose label is -1), `max_input_length` and
+            `max_target_length`.
+        """
+        tokenized = self.tokenize(examples)
+        init = tf.zeros([4], tf.int64)
+
+        def add(state, ex):
+            return state + tf.cast(tf.stack([
+                1, ex["input_truncated"], ex["target_truncated"],
+                tf.cast(ex["label"] < 0, tf.int32)]), tf.int64)
+
+        counts = tokenized.reduce(init, add).numpy().tolist()
+        return {
+            "num_examples": int(counts[0]),
+            "inputs_truncated": int(counts[1]),
+            "targets_truncated": int(counts[2]),
+            "unlabeled": int(counts[3]),
+            "max_input_length": self.max_input_length,
+            "max_target_length": self.max_target_length,
+        }
+
+    @staticmethod
+    def _model_batch(ex):
+        x = {
+            "encoder_token_ids": ex["encoder_token_ids"],
+            "encoder_padding_mask": ex["encoder_padding_mask"],
+            "decoder_token_ids": ex["decoder_token_ids"],
+            "decoder_padding_mask": ex["decoder_padding_mask"],
+        }
+        return x, ex["target_ids"], ex["target_mask"]
+
+    def training_dataset(self, examples, batch_size, seed=0, shuffle=True,
+                         shuffle_buffer=10_000, repeat=True, skip_batches=0):
+        """Batches `(x, y, sample_weight)` for `model.fit`.
+
+        Args:
+            examples: dataset of `{"inputs", "targets", "label"}`.
+            batch_size: the global batch size (split across replicas by the
+                distribution strategy).
+            seed: shuffle seed; the same seed gives the same batch order in
+                every process (needed by multi-worker training).
+            shuffle: whether to shuffle (reshuffled each epoch).
+            shuffle_buffer: the shuffle buffer size.
+            repeat: repeat forever (training counts steps, not epochs).
+            skip_batches: batches to skip, to resume a run exactly.
+        """
+        if int(batch_size) <= 0:
+            raise DataError(f"The batch size must be positive, got {batch_size}.")
+        ds = self.tokenize(examples).filter(lambda ex: ex["label"] >= 0)
+        if shuffle:
+            ds = ds.shuffle(shuffle_buffer, seed=seed,
+                            reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(int(batch_size), drop_remainder=True)
+        ds = ds.map(self._model_batch)
+        if skip_batches:
+            ds = ds.skip(int(skip_batches))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        options.deterministic = True
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    def evaluation_dataset(self, examples, batch_size, num_examples=None):
+        """Static-shape batches of every example, last batch padded.
+
+        Each batch is a dict with the encoder inputs, `label` and
+        `is_padding` (1 for the dummy rows that fill the last batch).
+        """
+        if int(batch_size) <= 0:
+            raise DataError(f"The batch size must be positive, got {batch_size}.")
+        if num_examples is None:
+            num_examples = self.stats(examples)["num_examples"]
+        ds = self.tokenize(examples).map(
+            lambda ex: {
+                "encoder_token_ids": ex["encoder_token_ids"],
+                "encoder_padding_mask": ex["encoder_padding_mask"],
+                "label": ex["label"],
+                "is_padding": tf.constant(0, tf.int32),
+            })
+        pad = (-num_examples) % int(batch_size)
+        if pad:
+            dummy = {
+                "encoder_token_ids": tf.fill(
+                    [self.max_input_length], self.end_id),
+                "encoder_padding_mask": tf.concat([
+                    tf.ones([1], tf.int32),
+                    tf.zeros([self.max_input_length - 1], tf.int32)], 0),
+                "label": tf.constant(-1, tf.int32),
+                "is_padding": tf.constant(1, tf.int32),
+            }
+            ds = ds.concatenate(
+                tf.data.Dataset.from_tensors(dummy).repeat(pad))
+        return ds.batch(int(batch_size), drop_remainder=True).prefetch(
+            tf.data.AUTOTUNE)
+
+    def encode_texts(self, texts, length=None):
+        """Tokenize and pack a list of strings to `[N, length]` ids/mask."""
+        ids = self._tokenize_graph(tf.constant(list(texts), tf.string))
+        token_ids, mask, _ = self._pack(
+            ids, length or self.max_input_length, start=False)
+        return token_ids, mask
+
+    def encode_label_words(self, label_words):
+        """Decoder inputs/targets for each label word (rank classification).
+
+        Returns:
+            `(decoder_token_ids, decoder_padding_mask, target_ids,
+            target_mask)`, each `[num_labels, max_target_length]`.
+        """
+        ids = self._tokenize_graph(tf.constant(list(label_words), tf.string))
+        full, full_mask, truncated = self._pack(
+            ids, self.max_target_length + 1, start=True)
+        if bool(tf.reduce_any(truncated)):
+            raise DataError(
+                f"A label word of {list(label_words)} is longer than "
+                f"max_target_length={self.max_target_length} tokens; raise "
+                "--max-target-length."
+            )
+        return (full[:, :-1], full_mask[:, :-1], full[:, 1:],
+                tf.cast(full_mask[:, 1:], tf.float32))
+
+    def decode_generated(self, token_ids):
+        """Strings from generated target ids `[N, T]` (cut at `</s>`)."""
+        token_ids = tf.convert_to_tensor(token_ids, tf.int32)
+        is_end = tf.cast(tf.equal(token_ids, self.end_id), tf.int32)
+        keep = tf.equal(tf.cumsum(is_end, axis=1), 0)
+        keep = tf.logical_and(keep, tf.not_equal(token_ids, self.pad_id))
+        ragged = tf.ragged.boolean_mask(token_ids, keep)
+        texts = self._detokenize_graph(ragged).numpy()
+        return [t.decode("utf-8").strip() for t in texts]

@@ -1,0 +1,124 @@
+"""Read a prepared TensorFlow Datasets dataset, offline."""
+
+import logging
+import os
+
+from keras_prompt.data.data_error import DataError
+
+logger = logging.getLogger(__name__)
+
+
+def _default_data_dir():
+    return os.environ.get(
+        "TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+    )
+
+
+class TFDSSource:
+    """A TFDS dataset such as `"glue/mrpc"` read from a local `data_dir`.
+
+    Nothing is downloaded: the dataset must have been prepared once (e.g. with
+    `tfds build glue/mrpc --data_dir DIR` on a machine with network access).
+    When it is not, `load` raises `DataError` saying where it looked and how
+    to prepare it.
+
+    Args:
+        name: the TFDS name with config, e.g. `"super_glue/rte"`.
+        text_features: the text feature names the formatter needs.
+
+    Example:
+
+    ```python
+    source = TFDSSource("glue/mrpc", ["sentence1", "sentence2"])
+    ds = source.load("validation", data_dir="~/tensorflow_datasets")
+    ```
+    """
+
+    def __init__(self, name, text_features=()):
+        self.name = name
+        self.text_features = list(text_features)
+
+    def describe(self, split):
+        return f"TFDS '{self.name}' split '{split}'"
+
+    def _builder(self, data_dir):
+        import tensorflow_datasets as tfds
+
+        data_dir = os.path.expanduser(data_dir) if data_dir else None
+        where = data_dir or _default_data_dir()
+        how = (
+            f"Prepare it once with network access: `tfds build {self.name} "
+            f"--data_dir {where}` (or `tfds.builder('{self.name}', "
+            f"data_dir='{where}').download_and_prepare()`), then pass "
+            "--data-dir/data_dir; or train on your own CSV/JSONL files with "
+            "--train-file/--validation-file."
+        )
+        try:
+            builder = tfds.builder(self.name, data_dir=data_dir, try_gcs=False)
+        except Exception as e:  # DatasetNotFoundError and friends.
+            raise DataError(
+                f"TFDS dataset '{self.name}' is not available in '{where}': "
+                f"{e}. {how}"
+            ) from e
+        if not builder.is_prepared():
+            raise DataError(
+                f"TFDS dataset '{self.name}' is not prepared in '{where}' "
+                f"(no files under '{builder.data_dir}'). Nothing is downloaded "
+                f"at training time. {how}"
+            )
+        return builder
+
+    def num_examples(self, split, data_dir=None):
+        """The number of examples of `split` as recorded by TFDS."""
+        builder = self._builder(data_dir)
+        return self._check_split(builder, split, data_dir).num_examples
+
+    def _check_split(self, builder, split, data_dir):
+        splits = builder.info.splits
+        if split not in splits:
+            raise DataError(
+                f"TFDS dataset '{self.name}' in '{data_dir or _default_data_dir()}'"
+                f" has no split '{split}'; it has {sorted(splits.keys())}."
+            )
+        info = splits[split]
+        if info.num_examples == 0:
+            raise DataError(
+                f"The '{split}' split of TFDS dataset '{self.name}' is empty."
+            )
+        return info
+
+    def load(self, split, data_dir=None):
+        """Return a `tf.data.Dataset` of feature dicts with an int `label`."""
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        builder = self._builder(data_dir)
+        self._check_split(builder, split, data_dir)
+        features = builder.info.features
+        missing = [
+            f for f in self.text_features + ["label"] if f not in features
+        ]
+        if missing:
+            raise DataError(
+                f"TFDS dataset '{self.name}' has no feature(s) {missing}; it "
+                f"has {sorted(features.keys())}. Is it the right dataset?"
+            )
+        ds = tfds.load(
+            self.name,
+            split=split,
+            data_dir=os.path.expanduser(data_dir) if data_dir else None,
+            download=False,
+            shuffle_files=False,
+            try_gcs=False,
+        )
+        keep = self.text_features + ["label"]
+
+        def select(example):
+            out = {k: example[k] for k in keep}
+            out["label"] = tf.cast(out["label"], tf.int32)
+            return out
+
+        return ds.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def get_config(self):
+        return {"name": self.name, "text_features": self.text_features}

@@ -1,0 +1,16 @@
+"""Training and evaluation: strategies, callbacks, `train`, `evaluate`."""
+
+from keras_prompt.training.model_builder import build_prompted_model
+from keras_prompt.training.prompt_backup_and_restore import (
+    PromptBackupAndRestore,
+)
+from keras_prompt.training.prompt_checkpoint import PromptCheckpoint
+from keras_prompt.training.strategy import resolve_strategy
+from keras_prompt.training.task_evaluator import TaskEvaluator
+from keras_prompt.training.train import PAPER_DEFAULTS
+from keras_prompt.training.train import train
+from keras_prompt.training.training_error import TrainingError
+from keras_prompt.training.validation_callback import ValidationCallback
+from keras_prompt.training.xla_replica_step import (
+    install_xla_replica_train_step,
+)

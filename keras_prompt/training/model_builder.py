@@ -1,0 +1,97 @@
+"""Build a `PromptedT5Seq2SeqLM` inside a strategy scope, in a dtype."""
+
+import logging
+import os
+
+import keras
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
+
+
+def dtype_policy_name(dtype):
+    """Map `--dtype` to a Keras dtype policy name."""
+    if dtype in (None, "float32"):
+        return "float32"
+    if dtype in ("bfloat16", "mixed_bfloat16"):
+        # bfloat16 compute, float32 variables: the prompt (the only trained
+        # weight) stays float32.
+        return "mixed_bfloat16"
+    from keras_prompt.training.training_error import TrainingError
+
+    raise TrainingError(f"Unknown dtype '{dtype}'; use float32 or bfloat16.")
+
+
+def _rebuild_backbone(backbone, policy):
+    """A copy of `backbone` created in the current scope with `policy`."""
+    import keras_hub
+
+    config = backbone.get_config()
+    config["dtype"] = policy
+    copy = keras_hub.models.T5Backbone.from_config(config)
+    copy.set_weights(backbone.get_weights())
+    return copy
+
+
+def build_prompted_model(backbone, preprocessor=None, *, prompt_length=100,
+                         prompt_initializer="class_labels", labels=None,
+                         init_text=None, seed=None, dtype="float32",
+                         prompt=None):
+    """Create the model in the current (strategy) scope.
+
+    Args:
+        backbone: a preset name, preset directory or Hugging Face T5
+            checkpoint directory (loaded with
+            `PromptedT5Seq2SeqLM.from_preset`), a `keras_hub.models.T5Backbone`
+            or a `PromptedT5Seq2SeqLM` (its backbone and preprocessor are
+            reused). Objects built outside the current strategy scope are
+            re-created inside it so their variables are distributed.
+        preprocessor: a `T5Seq2SeqLMPreprocessor` when `backbone` is an
+            object; preset loading brings its own.
+        prompt_length, prompt_initializer, labels, init_text, seed: see
+            `PromptedT5Seq2SeqLM`.
+        dtype: `"float32"` or `"bfloat16"` (mixed precision, float32 prompt).
+        prompt: optional initial prompt array (e.g. to continue training).
+
+    Example:
+
+    ```python
+    with strategy.scope():
+        model = build_prompted_model("t5_small_multi", prompt_length=20,
+                                     labels=["positive", "negative"])
+    ```
+    """
+    import tensorflow as tf
+
+    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
+
+    policy = dtype_policy_name(dtype)
+    kwargs = dict(prompt_length=prompt_length,
+                  prompt_initializer=prompt_initializer, labels=labels,
+                  init_text=init_text, seed=seed)
+    if isinstance(backbone, (str, os.PathLike)):
+        model = PromptedT5Seq2SeqLM.from_preset(os.fspath(backbone), **kwargs)
+        if policy == "float32" and model.backbone.dtype_policy.name == "float32":
+            if prompt is not None:
+                model.set_prompt(prompt)
+            return model
+        initial_prompt = model.get_prompt() if prompt is None else prompt
+        backbone, preprocessor = model.backbone, model.preprocessor
+        del model
+    else:
+        initial_prompt = prompt
+        if isinstance(backbone, PromptedT5Seq2SeqLM):
+            initial_prompt = backbone.get_prompt() if prompt is None else prompt
+            preprocessor = preprocessor or backbone.preprocessor
+            backbone = backbone.backbone
+    strategy = tf.distribute.get_strategy()
+    variable = backbone.token_embedding.embeddings
+    in_scope = strategy.extended.variable_created_in_scope(
+        getattr(variable, "value", variable))
+    if not in_scope or backbone.dtype_policy.name != policy:
+        backbone = _rebuild_backbone(backbone, policy)
+    model = PromptedT5Seq2SeqLM(backbone, preprocessor, **kwargs)
+    if initial_prompt is not None:
+        model.set_prompt(initial_prompt)
+    return model
