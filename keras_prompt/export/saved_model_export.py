@@ -327,6 +327,11 @@ def export_saved_model(
     version_dir = os.path.join(
         os.path.abspath(os.fspath(export_dir)), model_name, str(int(version))
     )
+    if os.path.exists(version_dir) and not overwrite:
+        raise FileExistsError(
+            f"'{version_dir}' already exists. Export to a new version number "
+            "(TF Serving serves the highest), or pass overwrite=True."
+        )
     core = resolved.build_module(model)
     module = _ServingModule(
         core,

@@ -1,0 +1,192 @@
+"""Shared fixtures for the exporter tests.
+
+One tiny prompted T5 (untied head, gated GELU: the T5 1.1 layout the paper
+uses) with a bank of three prompt files, and Keras reference outputs for a
+mixed-task batch, built once per session. The backbone's LM-head column of
+`</s>` is set to a slightly scaled copy of a token the random model likes to
+generate, so that some rows stop early and the stop/padding convention is
+exercised.
+"""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_tiny_backbone
+from tests.conftest import make_tiny_preprocessor
+from tests.conftest import make_token_batch
+
+PROMPT_LENGTH = 4
+HIDDEN_DIM = 16
+ENCODER_SEQUENCE_LENGTH = 16
+MAX_DECODE_LENGTH = 8
+TASKS = ("rte", "sst2", "copy")
+# A mixed-task batch: task of each example.
+BATCH_TASKS = ("sst2", "rte", "copy", "rte")
+BATCH_TASK_IDS = tuple(TASKS.index(task) for task in BATCH_TASKS)
+TEXTS = (
+    "the cat likes the movie today",
+    "a dog sees green apples",
+    "",
+    "my friend paints the old house at night",
+)
+RUNNERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runners")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def token_batch():
+    """Encoder/decoder ids with ragged padding (batch 4, S=7, T=5)."""
+    return make_token_batch(batch_size=4, encoder_length=7, decoder_length=5)
+
+
+def generate_inputs(batch):
+    return {
+        "encoder_token_ids": batch["encoder_token_ids"],
+        "encoder_padding_mask": batch["encoder_padding_mask"],
+    }
+
+
+@contextlib.contextmanager
+def without_preprocessor(model):
+    """Lets `model.generate` take token dicts (KerasHub needs
+    `preprocessor=None` for that)."""
+    preprocessor = model.preprocessor
+    model.preprocessor = None
+    try:
+        yield model
+    finally:
+        model.preprocessor = preprocessor
+
+
+def keras_generate_ids(model, encoder_inputs, prompts, max_length=MAX_DECODE_LENGTH):
+    batch = encoder_inputs["encoder_token_ids"].shape[0]
+    decoder_mask = np.zeros((batch, max_length), "int32")
+    decoder_mask[:, 0] = 1
+    inputs = {
+        **encoder_inputs,
+        "decoder_token_ids": np.zeros((batch, max_length), "int32"),
+        "decoder_padding_mask": decoder_mask,
+    }
+    with without_preprocessor(model):
+        out = model.generate(inputs, stop_token_ids=(1,), prompts=prompts)
+    return np.asarray(out["decoder_token_ids"])
+
+
+def assert_ids_match(exported, reference, end_token_id=1):
+    """Exported ids equal the reference up to and including each row's first
+    `</s>`; after it the export holds 0 (pad)."""
+    exported = np.asarray(exported)
+    reference = np.asarray(reference)
+    assert exported.shape == reference.shape, (exported.shape, reference.shape)
+    for row, (got, want) in enumerate(zip(exported, reference)):
+        stops = np.flatnonzero(want[1:] == end_token_id)
+        end = stops[0] + 2 if len(stops) else len(want)
+        np.testing.assert_array_equal(got[:end], want[:end], err_msg=f"row {row}")
+        np.testing.assert_array_equal(
+            got[end:], np.zeros_like(got[end:]), err_msg=f"row {row} after </s>"
+        )
+
+
+def run_runner(script, request, timeout=300):
+    """Runs `tests/export/runners/<script>` in a fresh interpreter with a
+    JSON request; returns its JSON reply. The runners import neither
+    keras_prompt nor keras_hub (and report what they imported)."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["PYTHONPATH"] = ""  # no repo on the path: keras_prompt is not importable
+    request_path = request["output"] + ".request.json"
+    with open(request_path, "w") as file:
+        json.dump(request, file)
+    result = subprocess.run(
+        [sys.executable, os.path.join(RUNNERS, script), request_path],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=os.path.dirname(request_path),
+        env=env,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{script} failed ({result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    with open(request["output"] + ".json") as file:
+        reply = json.load(file)
+    assert not reply["imported_keras_prompt"], "runner imported keras_prompt"
+    assert not reply["imported_keras_hub"], "runner imported keras_hub"
+    return reply
+
+
+def _calibrate_end_token(model, prompts, encoder_batches):
+    """Points the `</s>` head column at a frequently generated token."""
+    embedding = model.backbone.token_embedding
+    generated = []
+    for batch in encoder_batches:
+        ids = keras_generate_ids(model, batch, prompts, MAX_DECODE_LENGTH)
+        generated.append(ids[:, 2:].ravel())
+    counts = np.bincount(np.concatenate(generated), minlength=embedding.input_dim)
+    counts[:3] = 0
+    token = int(np.argmax(counts))
+    head = np.array(embedding.reverse_embeddings.numpy())
+    head[:, 1] = head[:, token] * 1.01
+    embedding.reverse_embeddings.assign(head)
+
+
+@pytest.fixture(scope="session")
+def export_setup(tmp_path_factory):
+    """The model, its bank of prompt files and Keras reference outputs."""
+    import keras_prompt
+
+    root = tmp_path_factory.mktemp("export")
+    backbone = make_tiny_backbone(tied=False)
+    preprocessor = make_tiny_preprocessor(
+        encoder_sequence_length=ENCODER_SEQUENCE_LENGTH,
+        decoder_sequence_length=MAX_DECODE_LENGTH,
+    )
+    model = keras_prompt.PromptedT5Seq2SeqLM(
+        backbone, preprocessor=preprocessor, prompt_length=PROMPT_LENGTH, seed=0
+    )
+    rng = np.random.default_rng(123)
+    bank = rng.uniform(-0.5, 0.5, (len(TASKS), PROMPT_LENGTH, HIDDEN_DIM))
+    bank = bank.astype("float32")
+    batch_prompts = bank[list(BATCH_TASK_IDS)]
+    batch = token_batch()
+    text_inputs = preprocessor.generate_preprocess(list(TEXTS))
+    text_inputs = {
+        key: np.asarray(text_inputs[key])
+        for key in ("encoder_token_ids", "encoder_padding_mask")
+    }
+    _calibrate_end_token(
+        model, batch_prompts, [generate_inputs(batch), text_inputs]
+    )
+
+    files = {}
+    for index, task in enumerate(TASKS):
+        model.set_prompt(bank[index])
+        files[task] = model.save_prompt(str(root / f"{task}.safetensors"), task=task)
+    model.set_prompt(bank[0])
+
+    reference = {
+        "logits": np.asarray(model({**batch, "prompts": batch_prompts})),
+        "ids": keras_generate_ids(model, generate_inputs(batch), batch_prompts),
+        "text_ids": keras_generate_ids(model, text_inputs, batch_prompts),
+        "texts": list(
+            model.generate(
+                list(TEXTS), max_length=MAX_DECODE_LENGTH, prompts=batch_prompts
+            )
+        ),
+    }
+    return {
+        "root": root,
+        "model": model,
+        "bank": bank,
+        "batch_prompts": batch_prompts,
+        "files": files,
+        "batch": batch,
+        "text_inputs": text_inputs,
+        "reference": reference,
+    }
