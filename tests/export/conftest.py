@@ -170,7 +170,15 @@ def export_setup(tmp_path_factory):
         files[task] = model.save_prompt(str(root / f"{task}.safetensors"), task=task)
     model.set_prompt(bank[0])
 
+    baked_prompts = np.broadcast_to(bank[0], batch_prompts.shape)
     reference = {
+        "baked_logits": np.asarray(model({**batch, "prompts": baked_prompts})),
+        "baked_ids": keras_generate_ids(model, generate_inputs(batch), baked_prompts),
+        "baked_texts": list(
+            model.generate(
+                list(TEXTS), max_length=MAX_DECODE_LENGTH, prompts=baked_prompts
+            )
+        ),
         "logits": np.asarray(model({**batch, "prompts": batch_prompts})),
         "ids": keras_generate_ids(model, generate_inputs(batch), batch_prompts),
         "text_ids": keras_generate_ids(model, text_inputs, batch_prompts),

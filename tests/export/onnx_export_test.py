@@ -1,0 +1,176 @@
+"""ONNX export: forward and generate graphs in all three modes, checked with
+onnxruntime in a process without TensorFlow, plus the ONNX Runtime client."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tests.export.conftest import BATCH_TASK_IDS
+from tests.export.conftest import BATCH_TASKS
+from tests.export.conftest import MAX_DECODE_LENGTH
+from tests.export.conftest import REPO_ROOT
+from tests.export.conftest import TEXTS
+from tests.export.conftest import assert_ids_match
+from tests.export.conftest import run_runner
+
+MODES = ("bank", "runtime", "baked")
+GRAPHS = ("forward", "generate")
+
+
+def _prompts_for(mode, files):
+    return {"bank": files, "runtime": None, "baked": files["rte"]}[mode]
+
+
+@pytest.fixture(scope="module")
+def onnx_models(export_setup):
+    from keras_prompt.export import export_onnx
+
+    setup = export_setup
+    out = setup["root"] / "onnx"
+    paths = {}
+    for mode in MODES:
+        for graph in GRAPHS:
+            paths[f"{mode}_{graph}"] = export_onnx(
+                setup["model"],
+                str(out / f"{mode}_{graph}.onnx"),
+                mode=mode,
+                prompts=_prompts_for(mode, setup["files"]),
+                graph=graph,
+                max_decode_length=MAX_DECODE_LENGTH,
+            )
+    request = {
+        "output": str(setup["root"] / "onnx_reply"),
+        "client_dir": os.path.join(REPO_ROOT, "export"),
+        "models": {
+            key: {"path": path, "mode": key.split("_")[0], "graph": key.split("_")[1]}
+            for key, path in paths.items()
+        },
+        "batch": {key: value.tolist() for key, value in setup["batch"].items()},
+        "task_ids": list(BATCH_TASK_IDS),
+        "tasks": list(BATCH_TASKS),
+        "prompts": setup["batch_prompts"].tolist(),
+        "text_prompts": setup["batch_prompts"].tolist(),
+        "texts": list(TEXTS),
+    }
+    return paths, run_runner("onnx_runner.py", request)
+
+
+def test_files_written_with_expected_io(onnx_models):
+    paths, reply = onnx_models
+    for key, path in paths.items():
+        assert os.path.isfile(path)
+        mode, graph = key.split("_")
+        expected = ["encoder_token_ids", "encoder_padding_mask"]
+        if graph == "forward":
+            expected += ["decoder_token_ids", "decoder_padding_mask"]
+        expected += {"bank": ["task"], "runtime": ["prompts"], "baked": []}[mode]
+        assert reply[key]["inputs"] == expected
+        assert reply[key]["outputs"] == ["logits" if graph == "forward" else "token_ids"]
+    # Only the six models: no temporary files left behind.
+    directory = os.path.dirname(paths["bank_forward"])
+    assert sorted(os.listdir(directory)) == sorted(f"{key}.onnx" for key in paths)
+
+
+def test_runner_used_no_tensorflow(onnx_models):
+    assert onnx_models[1]["imported_tensorflow"] is False
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_keras(export_setup, onnx_models, mode):
+    reply = onnx_models[1]
+    reference = export_setup["reference"]
+    prefix = "baked_" if mode == "baked" else ""
+    np.testing.assert_allclose(
+        reply[f"{mode}_forward"]["out"], reference[prefix + "logits"], atol=1e-4, rtol=0
+    )
+    assert_ids_match(reply[f"{mode}_generate"]["out"], reference[prefix + "ids"])
+
+
+@pytest.mark.parametrize("mode", ("bank", "runtime"))
+def test_mixed_task_batch_equals_each_example_alone(onnx_models, mode):
+    reply = onnx_models[1]
+    forward, generate = reply[f"{mode}_forward"], reply[f"{mode}_generate"]
+    np.testing.assert_allclose(forward["alone"], forward["out"], atol=1e-5, rtol=0)
+    assert generate["alone"] == generate["out"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_client_text_equals_model_generate(export_setup, onnx_models, mode):
+    reference = export_setup["reference"]
+    reply = onnx_models[1][f"{mode}_generate"]
+    expected = reference["baked_texts" if mode == "baked" else "texts"]
+    assert reply["client_texts"] == expected
+    if mode != "baked":
+        assert_ids_match(reply["client_ids"], reference["text_ids"])
+
+
+def test_client_task_ids_and_errors(onnx_models):
+    reply = onnx_models[1]["bank_generate"]
+    assert reply["client_id_texts"] == reply["client_texts"]
+    errors = reply["client_errors"]
+    assert errors["unknown"].startswith("ValueError") and "no_such_task" in errors["unknown"]
+    assert errors["out_of_range"].startswith("ValueError") and "7" in errors["out_of_range"]
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_out_of_range_task_id_fails_in_onnxruntime(onnx_models, graph):
+    errors = onnx_models[1][f"bank_{graph}"]["bad_id_errors"]
+    for name, message in errors.items():
+        assert message is not None, f"{name} id was accepted"
+        assert "Gather" in message or "out of" in message, message
+
+
+def test_runtime_prompt_of_wrong_shape_is_rejected(onnx_models):
+    for graph in GRAPHS:
+        assert onnx_models[1][f"runtime_{graph}"]["wrong_shape_error"] is not None
+
+
+def test_empty_batch(export_setup, onnx_models):
+    vocabulary = export_setup["model"].backbone.vocabulary_size
+    for mode in MODES:
+        assert onnx_models[1][f"{mode}_forward"]["empty_shape"] == [0, 5, vocabulary]
+        assert onnx_models[1][f"{mode}_generate"]["empty_shape"] == [0, MAX_DECODE_LENGTH]
+
+
+def test_dangling_input_and_unsupported_op_are_export_errors(tmp_path):
+    import tensorflow as tf
+    import tf2onnx
+
+    from keras_prompt.export import ExportError
+    from keras_prompt.export.onnx_export import validate_onnx
+
+    captured = tf.Variable([1.0, 2.0]).read_value()  # an eager tensor
+    spec = [tf.TensorSpec([None, 2], tf.float32, name="x")]
+
+    @tf.function(input_signature=spec)
+    def dangling(x):
+        return {"y": x * captured}
+
+    @tf.function(input_signature=spec)
+    def unsupported(x):
+        return {"y": tf.math.erfc(x)}
+
+    for name, function, match in (
+        ("dangling", dangling, "dangling"),
+        ("unsupported", unsupported, "Erfc"),
+    ):
+        path = str(tmp_path / f"{name}.onnx")
+        tf2onnx.convert.from_function(function, input_signature=spec, output_path=path)
+        with pytest.raises(ExportError, match=match):
+            validate_onnx(path, ["x"], ["y"], {"x": np.ones((1, 2), np.float32)})
+
+
+def test_failed_export_leaves_nothing(export_setup, tmp_path, monkeypatch):
+    from keras_prompt.export import ExportError
+    from keras_prompt.export import onnx_export
+
+    def reject(*args, **kwargs):
+        raise ExportError("rejected for the test")
+
+    monkeypatch.setattr(onnx_export, "validate_onnx", reject)
+    with pytest.raises(ExportError, match="rejected"):
+        onnx_export.export_onnx(
+            export_setup["model"], str(tmp_path / "m.onnx"), mode="baked"
+        )
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,84 @@
+"""Runs keras-prompt TFLite exports with a LiteRT interpreter (ai_edge_litert
+if installed, else tf.lite) and writes the results as JSON.
+
+Usage: python tflite_runner.py REQUEST.json
+"""
+
+import json
+import sys
+import warnings
+
+import numpy as np
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:
+    import tensorflow as tf
+
+    Interpreter = tf.lite.Interpreter
+
+
+def error_text(function, *args, **kwargs):
+    try:
+        function(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - report any failure
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def main(request_path):
+    with open(request_path) as file:
+        request = json.load(file)
+    batch = {key: np.asarray(value, np.int32) for key, value in request["batch"].items()}
+    task_ids = np.asarray(request["task_ids"], np.int32)
+    prompts = np.asarray(request["prompts"], np.float32)
+    reply = {}
+    for key, entry in request["models"].items():
+        mode, graph = entry["mode"], entry["graph"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            interpreter = Interpreter(model_path=entry["path"])
+        runner = interpreter.get_signature_runner()
+        details = runner.get_input_details()
+        output = "logits" if graph == "forward" else "token_ids"
+        feed = {name: batch[name] for name in details if name in batch}
+        if mode == "bank":
+            feed["task"] = task_ids
+        elif mode == "runtime":
+            feed["prompts"] = prompts
+        result = {
+            "inputs": sorted(details),
+            "shapes": {name: [int(d) for d in value["shape"]] for name, value in details.items()},
+        }
+        if entry.get("batch_size") == 1:
+            # One example at a time, each with its own task.
+            result["alone"] = [
+                runner(**{k: v[i : i + 1] for k, v in feed.items()})[output][0].tolist()
+                for i in range(len(task_ids))
+            ]
+            reply[key] = result
+            continue
+        result["out"] = runner(**feed)[output].tolist()
+        if mode == "bank":
+            # The same examples with the tasks permuted: rows must follow
+            # their own task, whatever the batch mixes.
+            order = np.roll(np.arange(len(task_ids)), 1)
+            permuted = {k: v[order] for k, v in feed.items()}
+            result["permuted_order"] = order.tolist()
+            result["permuted"] = runner(**permuted)[output].tolist()
+            result["bad_id_errors"] = {}
+            for name, bad in (("out_of_range", 3), ("negative", -1)):
+                bad_ids = task_ids.copy()
+                bad_ids[1] = bad
+                result["bad_id_errors"][name] = error_text(
+                    runner, **{**feed, "task": bad_ids}
+                )
+        reply[key] = result
+    reply["imported_keras_prompt"] = "keras_prompt" in sys.modules
+    reply["imported_keras_hub"] = "keras_hub" in sys.modules
+    with open(request["output"] + ".json", "w") as file:
+        json.dump(reply, file)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
