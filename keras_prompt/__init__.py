@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+# `convert` registers the tanh GELU that converted T5 1.1 presets use.
+from keras_prompt import convert  # noqa: E402
 from keras_prompt import initializers  # noqa: E402
 from keras_prompt import optimizers  # noqa: E402
 from keras_prompt.layers.prompt_layer import PromptLayer  # noqa: E402

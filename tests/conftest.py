@@ -4,18 +4,18 @@ Everything here is built offline in a few seconds so that tests never need a
 pretrained preset.
 """
 
-import io
 import itertools
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import sentencepiece as spm  # noqa: E402
+
+from keras_prompt.models.tiny_t5 import tiny_t5_backbone  # noqa: E402
+from keras_prompt.models.tiny_t5 import train_sentencepiece_proto  # noqa: E402
 
 TINY_VOCABULARY_SIZE = 128
 
@@ -53,56 +53,23 @@ def make_tiny_backbone(
     dropout=0.0,
     seed=0,
 ):
-    """A random `T5Backbone` with distinct token embeddings.
-
-    `T5Backbone` initialises its embedding to ~1.0 everywhere (mean 1.0,
-    stddev 0.05), which makes every token look alike; tests re-initialise it
-    from N(0, 1) as Hugging Face T5 does.
-    """
-    keras.utils.set_random_seed(seed)
-    backbone = keras_hub.models.T5Backbone(
-        vocabulary_size=vocabulary_size,
+    """A random `T5Backbone` with distinct token embeddings (see
+    `keras_prompt.models.tiny_t5.tiny_t5_backbone`)."""
+    return tiny_t5_backbone(
+        vocabulary_size,
+        tied=tied,
+        hidden_dim=hidden_dim,
         num_layers=num_layers,
         num_heads=num_heads,
-        hidden_dim=hidden_dim,
         intermediate_dim=intermediate_dim,
         dropout=dropout,
-        activation="relu" if tied else "gelu",
-        use_gated_activation=not tied,
-        tie_embedding_weights=tied,
+        seed=seed,
     )
-    rng = np.random.default_rng(seed)
-    embedding = backbone.token_embedding
-    embedding.embeddings.assign(
-        rng.standard_normal((vocabulary_size, hidden_dim)).astype("float32")
-    )
-    if not tied:
-        embedding.reverse_embeddings.assign(
-            rng.standard_normal((hidden_dim, vocabulary_size)).astype("float32")
-            * hidden_dim**-0.5
-        )
-    return backbone
 
 
 def train_tiny_sentencepiece(vocabulary_size=TINY_VOCABULARY_SIZE):
-    """Serialized SentencePiece proto with T5's special ids (0 pad, 1 eos,
-    2 unk) trained on `TINY_CORPUS`."""
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(TINY_CORPUS),
-        model_writer=model,
-        vocab_size=vocabulary_size,
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        pad_piece="<pad>",
-        eos_piece="</s>",
-        unk_piece="<unk>",
-        minloglevel=2,
-    )
-    return model.getvalue()
+    """SentencePiece proto with T5's special ids trained on `TINY_CORPUS`."""
+    return train_sentencepiece_proto(TINY_CORPUS, vocabulary_size)
 
 
 def make_tiny_preprocessor(

@@ -51,10 +51,7 @@ def load_backbone_and_preprocessor(
 
         if is_hf_t5_checkpoint(preset):
             logger.info("Converting Hugging Face T5 checkpoint %s", preset)
-            backbone, preprocessor = load_hf_t5(preset)
-            for key, value in lengths.items():
-                setattr(preprocessor, key, value)
-            return backbone, preprocessor
+            return load_hf_t5(preset, **lengths)
     else:
         preset = builtin_preset_path(preset) or preset
     backbone = keras_hub.models.T5Backbone.from_preset(

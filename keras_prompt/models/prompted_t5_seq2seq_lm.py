@@ -159,6 +159,12 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             self, inputs=inputs, outputs=logits, **kwargs
         )
 
+        # KerasHub only creates this in `compile()`; `compile=False` must
+        # still allow `generate()`.
+        if not hasattr(self, "generate_function"):
+            self.generate_function = None
+            self.sampler = keras_hub.samplers.GreedySampler()
+
         # === Config ===
         self.prompt_length = self.prompt_layer.prompt_length
         self.hidden_dim = backbone.hidden_dim
