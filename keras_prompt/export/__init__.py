@@ -3,20 +3,32 @@
 Three prompt modes: `"baked"` (one prompt frozen in), `"runtime"` (the prompt
 is an input) and `"bank"` (named prompts frozen in; each example picks its
 task, so one batch can mix tasks).
+
+Names are imported lazily so that `keras_prompt.export.cli` (loaded by
+`keras-prompt --help`) does not import TensorFlow.
 """
 
-from keras_prompt.export.export_error import ExportError
-from keras_prompt.export.export_prompts import ExportPrompts
-from keras_prompt.export.onnx_export import export_onnx
-from keras_prompt.export.saved_model_export import export_saved_model
-from keras_prompt.export.t5_inference_module import T5InferenceModule
-from keras_prompt.export.tflite_export import export_tflite
+import importlib
 
-__all__ = [
-    "ExportError",
-    "ExportPrompts",
-    "T5InferenceModule",
-    "export_onnx",
-    "export_saved_model",
-    "export_tflite",
-]
+_EXPORTS = {
+    "ExportError": "keras_prompt.export.export_error",
+    "ExportPrompts": "keras_prompt.export.export_prompts",
+    "T5InferenceModule": "keras_prompt.export.t5_inference_module",
+    "export_onnx": "keras_prompt.export.onnx_export",
+    "export_saved_model": "keras_prompt.export.saved_model_export",
+    "export_tflite": "keras_prompt.export.tflite_export",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_prompt.export' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -294,3 +294,122 @@ def test_export_is_atomic(export_setup, tmp_path, monkeypatch):
     (tmp_path / "keras_prompt" / "2").mkdir()
     with pytest.raises(FileExistsError, match="new version"):
         export_saved_model(model, tmp_path, mode="baked", version=2)
+
+
+# --------------------------------------------------------------------------- #
+# The deployment kit's TF Serving client, against in-process stand-ins of TF
+# Serving's gRPC PredictionService and REST API that run the exported bank.
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def fake_tf_serving(saved_models):
+    import json as json_lib
+    import threading
+    from concurrent import futures
+    from http.server import BaseHTTPRequestHandler
+    from http.server import ThreadingHTTPServer
+
+    import grpc
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    loaded = tf.saved_model.load(saved_models[0]["bank"])
+
+    def run(signature_name, inputs):
+        signature = loaded.signatures[signature_name or "serving_default"]
+        return {k: v.numpy() for k, v in signature(**inputs).items()}
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            inputs = {
+                k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()
+            }
+            try:
+                outputs = run(request.model_spec.signature_name, inputs)
+            except tf.errors.InvalidArgumentError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+            response = predict_pb2.PredictResponse()
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+            return response
+
+    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        Servicer(), grpc_server
+    )
+    grpc_port = grpc_server.add_insecure_port("localhost:0")
+    grpc_server.start()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server API
+            assert self.path == "/v1/models/keras_prompt:predict", self.path
+            body = json_lib.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            inputs = {k: tf.constant(v) for k, v in body["inputs"].items()}
+            try:
+                outputs = run(body.get("signature_name"), inputs)
+                value = next(iter(outputs.values()))
+                if value.dtype == object:
+                    value = [v.decode("utf-8") for v in value.tolist()]
+                else:
+                    value = value.tolist()
+                status, reply = 200, {"outputs": value}
+            except tf.errors.InvalidArgumentError as error:
+                status, reply = 400, {"error": error.message}
+            data = json_lib.dumps(reply).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    http_server = ThreadingHTTPServer(("localhost", 0), Handler)
+    thread = threading.Thread(target=http_server.serve_forever, daemon=True)
+    thread.start()
+    yield {"grpc": f"localhost:{grpc_port}", "rest": f"localhost:{http_server.server_port}"}
+    http_server.shutdown()
+    grpc_server.stop(None)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_tf_serving_client_text(export_setup, fake_tf_serving, protocol):
+    from tf_serving_client import TFServingClient
+
+    client = TFServingClient(fake_tf_serving[protocol], "keras_prompt", protocol=protocol)
+    texts = client.generate(list(TEXTS), tasks=list(BATCH_TASKS))
+    assert texts == export_setup["reference"]["texts"]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_tf_serving_client_ids_and_errors(export_setup, fake_tf_serving, protocol):
+    import grpc
+
+    from tf_serving_client import TFServingClient
+
+    client = TFServingClient(fake_tf_serving[protocol], "keras_prompt", protocol=protocol)
+    batch = export_setup["batch"]
+    ids = client.generate_ids(
+        batch["encoder_token_ids"], batch["encoder_padding_mask"], tasks=list(BATCH_TASKS)
+    )
+    assert_ids_match(ids, export_setup["reference"]["ids"])
+    expected = grpc.RpcError if protocol == "grpc" else RuntimeError
+    with pytest.raises(expected) as info:
+        client.generate(list(TEXTS), tasks=["rte", "nope", "rte", "rte"])
+    text = str(info.value.details()) if protocol == "grpc" else str(info.value)
+    assert "nope" in text and "Unknown task name" in text
+    if protocol == "grpc":
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_models_config_parses():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(REPO_ROOT, "export", "models.config")) as file:
+        config = text_format.Parse(file.read(), model_server_config_pb2.ModelServerConfig())
+    assert [c.name for c in config.model_config_list.config] == ["keras_prompt"]

@@ -1,0 +1,259 @@
+"""`keras-prompt export`: SavedModel / ONNX / TFLite from prompt files.
+
+Registered with `keras_prompt.cli` on import (the CLI imports this module
+by itself). TensorFlow is imported only when the command runs.
+
+Examples:
+    # TF Serving, one model serving three tasks in mixed batches
+    keras-prompt export --backbone t5_small_multi \
+        --prompt rte=runs/rte --prompt sst2=runs/sst2 --prompt boolq=runs/boolq \
+        --format savedmodel --output serving --model-name t5_prompts
+
+    # ONNX forward + generate graphs with one prompt baked in
+    keras-prompt export --backbone t5_small_multi --prompt runs/rte \
+        --format onnx --output onnx/
+
+    # TFLite, fixed shapes, runtime prompt input
+    keras-prompt export --backbone t5_small_multi --mode runtime \
+        --prompt-length 20 --format tflite --batch-size 1 \
+        --encoder-sequence-length 128 --output tflite/
+"""
+
+import logging
+import os
+
+from keras_prompt.cli import positive_int
+from keras_prompt.cli import register_subcommand
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("savedmodel", "onnx", "tflite")
+MODES = ("baked", "runtime", "bank")
+
+
+def parse_prompt_argument(text):
+    """`[NAME=]FILE` -> `(name or None, path)`; a directory means
+    `DIR/prompt.safetensors` (a training output directory)."""
+    name, path = None, text
+    if "=" in text and not os.path.exists(text):
+        name, path = text.split("=", 1)
+        if not name:
+            raise ValueError(f"--prompt {text!r}: empty task name before '='.")
+    if os.path.isdir(path):
+        path = os.path.join(path, "prompt.safetensors")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--prompt {text!r}: no prompt file at '{path}'.")
+    return name, path
+
+
+def _task_name(name, path, metadata):
+    if name:
+        return name
+    if metadata.get("task"):
+        return str(metadata["task"])
+    stem = os.path.basename(path)
+    if stem == "prompt.safetensors":
+        return os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return stem.split(".")[0]
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "--backbone",
+        required=True,
+        help="KerasHub preset name, preset directory or Hugging Face T5 "
+        "checkpoint directory (the backbone the prompts were trained on)",
+    )
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        default=[],
+        metavar="[NAME=]FILE",
+        help="prompt file or training output directory; repeat for a bank "
+        "(NAME defaults to the file's task metadata, then the file name)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        help="baked (one prompt frozen in), runtime (prompt is an input), "
+        "bank (several tasks, chosen per example). Default: runtime without "
+        "--prompt, baked with one, bank with several",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="savedmodel")
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="savedmodel: TF Serving base dir (writes DIR/MODEL_NAME/VERSION); "
+        "onnx/tflite: writes DIR/MODEL_NAME_{forward,generate}.{onnx,tflite}",
+    )
+    parser.add_argument("--model-name", default="keras_prompt")
+    parser.add_argument(
+        "--version", type=int, default=1, help="SavedModel version (default 1)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing version"
+    )
+    parser.add_argument(
+        "--max-decode-length",
+        type=positive_int,
+        default=32,
+        help="decoder length of generated sequences, start token included "
+        "(default 32)",
+    )
+    parser.add_argument(
+        "--graph",
+        choices=("forward", "generate", "both"),
+        default="both",
+        help="onnx/tflite: which graphs to write (default both)",
+    )
+    parser.add_argument(
+        "--prompt-length",
+        type=positive_int,
+        help="runtime mode without --prompt: the prompt length P",
+    )
+    parser.add_argument(
+        "--encoder-sequence-length",
+        type=positive_int,
+        help="serving_default packing length; fixed TFLite encoder length "
+        "(default: the preset's preprocessor)",
+    )
+    parser.add_argument(
+        "--decoder-sequence-length",
+        type=positive_int,
+        help="fixed TFLite forward-graph decoder length (default: the preset's)",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=1, help="TFLite fixed batch size"
+    )
+
+
+def run(args):
+    from keras_prompt.export import ExportError
+
+    try:
+        return _run(args)
+    except (ExportError, FileExistsError) as error:
+        # `keras_prompt.cli.main` reports ValueErrors as clean CLI errors.
+        raise ValueError(str(error)) from error
+
+
+def _run(args):
+    from keras_prompt.export import export_onnx
+    from keras_prompt.export import export_saved_model
+    from keras_prompt.export import export_tflite
+    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
+    from keras_prompt.prompts.prompt_file import read_prompt_file
+
+    entries = []
+    for text in args.prompt:
+        name, path = parse_prompt_argument(text)
+        values, metadata = read_prompt_file(path)
+        entries.append((_task_name(name, path, metadata), path, values.shape[0]))
+    mode = args.mode or (
+        "runtime" if not entries else "baked" if len(entries) == 1 else "bank"
+    )
+    if mode == "baked" and len(entries) != 1:
+        raise ValueError(
+            f"--mode baked takes exactly one --prompt; got {len(entries)}. Use "
+            "--mode bank for several tasks."
+        )
+    if mode == "bank" and not entries:
+        raise ValueError("--mode bank needs at least one --prompt NAME=FILE.")
+    if mode == "runtime" and entries:
+        raise ValueError(
+            "--mode runtime takes the prompt at serving time; drop --prompt "
+            "and give --prompt-length."
+        )
+    if mode == "runtime" and not args.prompt_length:
+        raise ValueError("--mode runtime needs --prompt-length.")
+    lengths = {entry[2] for entry in entries}
+    if len(lengths) > 1:
+        raise ValueError(
+            "All prompts of a bank must have the same length; got "
+            + ", ".join(f"{name}: {length}" for name, _, length in entries)
+            + "."
+        )
+    names = [entry[0] for entry in entries]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Duplicate task names {duplicates}; name them with --prompt NAME=FILE."
+        )
+    prompt_length = lengths.pop() if lengths else args.prompt_length
+
+    model = PromptedT5Seq2SeqLM.from_preset(
+        args.backbone,
+        encoder_sequence_length=args.encoder_sequence_length,
+        decoder_sequence_length=args.decoder_sequence_length,
+        prompt_length=prompt_length,
+    )
+    prompts = None
+    if mode == "baked":
+        prompts = entries[0][1]
+    elif mode == "bank":
+        prompts = {name: path for name, path, _ in entries}
+
+    written = []
+    if args.format == "savedmodel":
+        written.append(
+            export_saved_model(
+                model,
+                args.output,
+                mode=mode,
+                prompts=prompts,
+                model_name=args.model_name,
+                version=args.version,
+                max_decode_length=args.max_decode_length,
+                overwrite=args.overwrite,
+            )
+        )
+    else:
+        graphs = ("forward", "generate") if args.graph == "both" else (args.graph,)
+        for graph in graphs:
+            path = os.path.join(
+                args.output, f"{args.model_name}_{graph}.{args.format}"
+            )
+            if args.format == "onnx":
+                written.append(
+                    export_onnx(
+                        model,
+                        path,
+                        mode=mode,
+                        prompts=prompts,
+                        graph=graph,
+                        max_decode_length=args.max_decode_length,
+                    )
+                )
+            else:
+                written.append(
+                    export_tflite(
+                        model,
+                        path,
+                        mode=mode,
+                        prompts=prompts,
+                        graph=graph,
+                        batch_size=args.batch_size,
+                        encoder_sequence_length=args.encoder_sequence_length,
+                        decoder_sequence_length=args.decoder_sequence_length,
+                        max_decode_length=args.max_decode_length,
+                    )
+                )
+    if mode == "bank":
+        print("tasks: " + ", ".join(f"{i}={name}" for i, name in enumerate(names)))
+    for path in written:
+        print(path)
+    return 0
+
+
+register_subcommand(
+    "export",
+    help="export a SavedModel (TF Serving), ONNX or TFLite model",
+    description="Export the frozen backbone with prompts baked in, as a "
+    "runtime input, or as a bank of tasks chosen per example. Prompt files are "
+    "checked against the backbone first. SavedModels are written in the TF "
+    "Serving layout OUTPUT/MODEL_NAME/VERSION with the signatures "
+    "serving_default (text -> text), generate_ids and logits.",
+    add_arguments=add_arguments,
+    run=run,
+)
