@@ -170,9 +170,17 @@ class TextToTextPipeline:
             raise DataError(f"The batch size must be positive, got {batch_size}.")
         ds = self.tokenize(examples).filter(lambda ex: ex["label"] >= 0)
         if shuffle:
-            ds = ds.shuffle(shuffle_buffer, seed=seed,
-                            reshuffle_each_iteration=True)
-        if repeat:
+            # Epoch `e` is shuffled with seed `(seed, e)`, statelessly: the
+            # stream is the same however many iterators are created (Keras
+            # creates extra ones under distribution strategies) and in every
+            # worker process, so resumed and multi-worker runs see exactly
+            # the batches of an uninterrupted single-process run.
+            base, seed = ds, int(seed or 0)
+            epochs = tf.data.Dataset.range(2**62 if repeat else 1)
+            ds = epochs.flat_map(lambda epoch: base.shuffle(
+                shuffle_buffer, seed=seed * 1_000_003 + epoch,
+                reshuffle_each_iteration=False))
+        elif repeat:
             ds = ds.repeat()
         ds = ds.batch(int(batch_size), drop_remainder=True)
         ds = ds.map(self._model_batch)

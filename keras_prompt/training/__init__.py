@@ -1,5 +1,7 @@
 """Training and evaluation: strategies, callbacks, `train`, `evaluate`."""
 
+from keras_prompt.training.evaluate import evaluate
+from keras_prompt.training.evaluate import load_model_with_prompt
 from keras_prompt.training.model_builder import build_prompted_model
 from keras_prompt.training.prompt_backup_and_restore import (
     PromptBackupAndRestore,

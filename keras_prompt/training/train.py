@@ -101,6 +101,34 @@ def _log_truncation(split, stats):
             stats["max_input_length"])
 
 
+def _build_for_fit(model, strategy, dataset):
+    """Build the model, optimizer and metrics in the strategy scope.
+
+    Keras builds them itself from a distributed batch, which fails under
+    `MultiWorkerMirroredStrategy` (it reduces nested per-replica values) and
+    consumes an iterator; we build from one local batch instead.
+    """
+    batch = next(iter(dataset.take(1)))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def _fix_multi_worker_logs(model):
+    """Keras reduces multi-worker step logs with `reduce("MEAN", axis=0)`,
+    which fails on scalars; give each log value a leading axis of 1."""
+    import tensorflow as tf
+
+    step = model.train_step
+
+    def train_step(data):
+        return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
+    model.train_step = train_step
+
+
 def train(
     backbone,
     task=None,
@@ -139,6 +167,7 @@ def train(
     seed=0,
     shuffle_buffer=10_000,
     tensorboard=True,
+    callbacks=None,
     verbose="auto",
 ):
     """Train a soft prompt on a frozen T5 and write the best one.
@@ -208,6 +237,7 @@ def train(
         seed: seeds the prompt initializer, dropout and data order.
         shuffle_buffer: the shuffle buffer size.
         tensorboard: write TensorBoard logs.
+        callbacks: extra Keras callbacks for `fit`.
         verbose: Keras progress bar mode (`"auto"`, 0, 1 or 2).
 
     Returns:
@@ -258,6 +288,15 @@ def train(
                         validation_file=validation_file, template=template,
                         label_column=label_column, labels=labels,
                         metric=metric, file_format=file_format)
+    # Read and validate files before TensorFlow starts (errors come early);
+    # the strategy must exist before any TF op (multi-worker collectives).
+    if hasattr(task.source, "read"):
+        for split in ("train", "validation"):
+            if split in getattr(task.source, "files", {split: None}):
+                task.source.read(task.source_split(split))
+
+    # === Strategy, model, optimizer ===
+    strategy = resolve_strategy(strategy, tpu=tpu)
     train_examples = task.load("train", data_dir=data_dir)
     has_validation = not (hasattr(task.source, "files")
                           and "validation" not in task.source.files)
@@ -265,9 +304,6 @@ def train(
                     if has_validation else None)
     if val_examples is not None and max_eval_examples:
         val_examples = val_examples.take(int(max_eval_examples))
-
-    # === Strategy, model, optimizer ===
-    strategy = resolve_strategy(strategy, tpu=tpu)
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise TrainingError(
@@ -301,8 +337,6 @@ def train(
                 name="token_accuracy")],
             jit_compile=bool(jit_compile) and replicas == 1 and not on_tpu,
             steps_per_execution=steps_per_execution)
-    if replica_xla:
-        install_xla_replica_train_step(model)
     if model.preprocessor is None:
         raise TrainingError(
             "The backbone has no tokenizer (preprocessor); use a preset or "
@@ -334,10 +368,16 @@ def train(
     train_ds = pipeline.training_dataset(
         train_examples, batch_size, seed=seed, shuffle_buffer=shuffle_buffer,
         skip_batches=start_step)
+    _build_for_fit(model, strategy, train_ds)
+    if replica_xla:
+        install_xla_replica_train_step(model)
+    if strategy_name(strategy) == "multi_worker":
+        _fix_multi_worker_logs(model)
 
     # === Callbacks ===
     save_kwargs = {"task": task.name, "labels": task.label_words}
     prompt_path = os.path.join(output_dir, PROMPT_FILE)
+    extra_callbacks = list(callbacks or [])
     callbacks = []
     validation = None
     if val_examples is not None:
@@ -366,6 +406,7 @@ def train(
             os.path.join(output_dir, "logs"),
             update_freq=max(1, steps_per_epoch // 10)))
 
+    callbacks.extend(extra_callbacks)
     epochs = math.ceil(steps / steps_per_epoch)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2

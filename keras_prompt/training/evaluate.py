@@ -1,0 +1,146 @@
+"""`keras_prompt.evaluate`: task metrics of a prompt."""
+
+import logging
+import os
+
+from keras_prompt.data import TextToTextPipeline
+from keras_prompt.data import resolve_task
+from keras_prompt.training.train import max_label_length
+from keras_prompt.training.train import write_json_atomically
+from keras_prompt.training.training_error import TrainingError
+
+logger = logging.getLogger(__name__)
+
+
+def load_model_with_prompt(backbone, prompt=None, preprocessor=None):
+    """A `PromptedT5Seq2SeqLM` on `backbone` holding the prompt file `prompt`.
+
+    Args:
+        backbone: preset name/dir, HF checkpoint dir, `T5Backbone` or a
+            `PromptedT5Seq2SeqLM` (used as is when `prompt` is `None`).
+        prompt: path of a prompt file; its length comes from the file. The
+            file is checked against the backbone's fingerprint.
+        preprocessor: tokenizer preprocessor for object backbones.
+
+    Returns:
+        `(model, metadata)`; `metadata` is `{}` without a prompt file.
+    """
+    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
+    from keras_prompt.prompts.prompt_file import read_prompt_file
+    from keras_prompt.training.model_builder import build_prompted_model
+
+    if prompt is None:
+        if isinstance(backbone, PromptedT5Seq2SeqLM):
+            return backbone, {}
+        raise TrainingError(
+            "Pass the prompt file to evaluate (--prompt DIR/prompt.safetensors)."
+        )
+    prompt = os.fspath(prompt)
+    if os.path.isdir(prompt):
+        prompt = os.path.join(prompt, "prompt.safetensors")
+    values, metadata = read_prompt_file(prompt)
+    if isinstance(backbone, PromptedT5Seq2SeqLM) and \
+            backbone.prompt_length == values.shape[0]:
+        model = backbone
+    else:
+        model = build_prompted_model(
+            backbone, preprocessor, prompt_length=values.shape[0],
+            prompt_initializer="random_uniform")
+    model.load_prompt(prompt)
+    return model, metadata
+
+
+def evaluate(
+    backbone,
+    prompt=None,
+    task=None,
+    *,
+    split="validation",
+    validation_file=None,
+    test_file=None,
+    template=None,
+    label_column="label",
+    labels=None,
+    metric="accuracy",
+    file_format=None,
+    data_dir=None,
+    preprocessor=None,
+    batch_size=32,
+    max_input_length=256,
+    max_target_length=None,
+    max_examples=None,
+    rank_classification=False,
+    jit_compile=True,
+    output=None,
+):
+    """Evaluate a prompt on a task split.
+
+    Greedy decoding with exact match against the label words (the paper's
+    metric), or rank classification (`rank_classification=True`: the label
+    word with the highest log-likelihood wins).
+
+    Args:
+        backbone: preset name/dir, HF checkpoint dir, `T5Backbone`, or a
+            `PromptedT5Seq2SeqLM` (then `prompt` may be `None`).
+        prompt: a prompt file (or a training output directory).
+        task: a task name or `Task`; or file arguments (`validation_file` /
+            `test_file`, `template`, `label_column`, `labels`). File tasks
+            take their label words from the prompt file when `labels` is
+            not given.
+        split: `"validation"`, `"test"` or a source split name.
+        data_dir: TFDS data directory.
+        batch_size: evaluation batch size.
+        max_input_length, max_target_length: token lengths (the target
+            length defaults to the longest label word plus `</s>`).
+        max_examples: evaluate on at most this many examples.
+        rank_classification: score label words instead of decoding.
+        jit_compile: compile with XLA.
+        output: optional JSON file for the metrics (written atomically).
+
+    Returns:
+        dict of metrics in percent plus `num_examples`, `invalid`, `task`,
+        `split`, `mode`.
+
+    Example:
+
+    ```python
+    metrics = keras_prompt.evaluate("t5_small_multi", "runs/rte", "rte",
+                                    data_dir="~/tfds")
+    ```
+    """
+    model, metadata = load_model_with_prompt(backbone, prompt, preprocessor)
+    if task is None and labels is None and metadata.get("labels"):
+        labels = metadata["labels"]
+    task = resolve_task(task, validation_file=validation_file,
+                        test_file=test_file, template=template,
+                        label_column=label_column, labels=labels,
+                        metric=metric, file_format=file_format)
+    if model.preprocessor is None:
+        raise TrainingError("The backbone has no tokenizer; use a preset "
+                            "with one or pass preprocessor=.")
+    tokenizer = model.preprocessor.tokenizer
+    if max_target_length is None:
+        max_target_length = max(2, max_label_length(tokenizer, task.label_words))
+    pipeline = TextToTextPipeline(tokenizer, max_input_length, max_target_length)
+    examples = task.load(split, data_dir=data_dir)
+    if max_examples:
+        examples = examples.take(int(max_examples))
+    stats = pipeline.stats(examples)
+    from keras_prompt.training.task_evaluator import TaskEvaluator
+
+    evaluator = TaskEvaluator(model, task, pipeline, batch_size=batch_size,
+                              rank_classification=rank_classification,
+                              jit_compile=jit_compile)
+    metrics = evaluator.evaluate(examples, stats["num_examples"])
+    metrics.update({
+        "task": task.name,
+        "split": split,
+        "mode": "rank_classification" if rank_classification else "greedy",
+        "inputs_truncated": stats["inputs_truncated"],
+        "prompt": os.fspath(prompt) if prompt is not None else None,
+    })
+    logger.info("Evaluation of %s on %s/%s: %s", metrics["prompt"], task.name,
+                split, metrics)
+    if output:
+        write_json_atomically(output, metrics)
+    return metrics
