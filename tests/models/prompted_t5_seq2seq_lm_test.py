@@ -139,7 +139,7 @@ def test_fit_trains_prompt_and_leaves_backbone_bit_identical():
     history = model.fit(x, y, batch_size=4, epochs=30, verbose=0)
 
     losses = history.history["loss"]
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert losses[-1] < 0.9 * losses[0], losses
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     for weight, value in zip(model.backbone.weights, before):
         np.testing.assert_array_equal(weight.numpy(), value, err_msg=weight.path)
