@@ -103,6 +103,8 @@ class PromptBackupAndRestore(keras.callbacks.BackupAndRestore):
             )
         for i, (kind, variable) in enumerate(variables):
             value = tensors[f"{kind}/{i}"]
+            if value.size == 1 and len(variable.shape) == 0:
+                value = value.reshape(())
             if tuple(value.shape) != tuple(variable.shape):
                 raise TrainingError(
                     f"The backup '{self.path}' has shape {value.shape} for "
@@ -127,7 +129,7 @@ class PromptBackupAndRestore(keras.callbacks.BackupAndRestore):
 
         variables = self._variables()
         tensors = {
-            f"{kind}/{i}": np.ascontiguousarray(keras.ops.convert_to_numpy(v))
+            f"{kind}/{i}": np.array(keras.ops.convert_to_numpy(v), order="C")
             for i, (kind, v) in enumerate(variables)
         }
         state = {
