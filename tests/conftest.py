@@ -43,28 +43,12 @@ TINY_CORPUS = [
 ]
 
 
-def make_tiny_backbone(
-    tied=True,
-    vocabulary_size=TINY_VOCABULARY_SIZE,
-    hidden_dim=16,
-    num_layers=2,
-    num_heads=2,
-    intermediate_dim=32,
-    dropout=0.0,
-    seed=0,
-):
-    """A random `T5Backbone` with distinct token embeddings (see
+def make_tiny_backbone(**kwargs):
+    """A random `T5Backbone` with distinct token embeddings, vocabulary
+    `TINY_VOCABULARY_SIZE` unless given (keyword arguments of
     `keras_prompt.models.tiny_t5.tiny_t5_backbone`)."""
-    return tiny_t5_backbone(
-        vocabulary_size,
-        tied=tied,
-        hidden_dim=hidden_dim,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        intermediate_dim=intermediate_dim,
-        dropout=dropout,
-        seed=seed,
-    )
+    kwargs.setdefault("vocabulary_size", TINY_VOCABULARY_SIZE)
+    return tiny_t5_backbone(**kwargs)
 
 
 def train_tiny_sentencepiece(vocabulary_size=TINY_VOCABULARY_SIZE):
