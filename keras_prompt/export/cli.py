@@ -95,6 +95,12 @@ def add_arguments(parser):
         "--overwrite", action="store_true", help="replace an existing version"
     )
     parser.add_argument(
+        "--no-text-signature",
+        action="store_true",
+        help="savedmodel: omit serving_default (text -> text) and its "
+        "tensorflow-text ops; keep generate_ids and logits",
+    )
+    parser.add_argument(
         "--max-decode-length",
         type=positive_int,
         default=32,
@@ -206,6 +212,7 @@ def _run(args):
                 version=args.version,
                 max_decode_length=args.max_decode_length,
                 overwrite=args.overwrite,
+                text_signature=not args.no_text_signature,
             )
         )
     else:

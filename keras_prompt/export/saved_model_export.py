@@ -241,6 +241,7 @@ def export_saved_model(
     version=1,
     max_decode_length=32,
     overwrite=False,
+    text_signature=True,
 ):
     """Exports a prompted T5 as a SavedModel for TF Serving.
 
@@ -288,6 +289,10 @@ def export_saved_model(
         max_decode_length: decoder length `L` of generated sequences
             (including the start token), as `model.generate(max_length=L)`.
         overwrite: replace an existing version directory.
+        text_signature: export `serving_default` (text -> text). Its
+            SentencePiece ops need a server with matching tensorflow-text
+            ops; with `False` the SavedModel has only `generate_ids` and
+            `logits` and uses core TensorFlow ops only.
 
     Returns:
         The version directory path `<export_dir>/<model_name>/<version>`.
@@ -317,8 +322,8 @@ def export_saved_model(
     if not model_name or os.sep in model_name:
         raise ValueError(f"Invalid `model_name` {model_name!r}.")
     resolved = ExportPrompts.from_model(model, mode, prompts)
-    tokenizer = metadata_lib.tokenizer_of(model)
-    if tokenizer is None:
+    tokenizer = metadata_lib.tokenizer_of(model) if text_signature else None
+    if text_signature and tokenizer is None:
         logger.warning(
             "The model has no preprocessor: exporting without the text "
             "signature `serving_default` (only `generate_ids` and `logits`). "

@@ -413,3 +413,33 @@ def test_models_config_parses():
     with open(os.path.join(REPO_ROOT, "export", "models.config")) as file:
         config = text_format.Parse(file.read(), model_server_config_pb2.ModelServerConfig())
     assert [c.name for c in config.model_config_list.config] == ["keras_prompt"]
+
+
+def _graph_ops(version_dir):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as file:
+        saved_model.ParseFromString(file.read())
+    graph = saved_model.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node}
+    for function in graph.library.function:
+        ops.update(node.op for node in function.node_def)
+    signatures = saved_model.meta_graphs[0].signature_def
+    return ops, sorted(name for name in signatures if not name.startswith("__"))
+
+
+def test_text_signature_needs_tf_text_ops_and_can_be_left_out(
+    export_setup, saved_models, tmp_path
+):
+    from keras_prompt.export import export_saved_model
+
+    ops, signatures = _graph_ops(saved_models[0]["bank"])
+    assert {"SentencepieceOp", "SentencepieceTokenizeOp"} <= ops
+    assert not any(op.startswith("Xla") for op in ops)
+    path = export_saved_model(
+        export_setup["model"], tmp_path, mode="baked", text_signature=False
+    )
+    ops, signatures = _graph_ops(path)
+    assert not any("Sentencepiece" in op for op in ops)
+    assert signatures == ["generate_ids", "logits"]
