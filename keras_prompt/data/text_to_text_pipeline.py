@@ -8,6 +8,8 @@ from keras_prompt.data.data_error import DataError
 
 logger = logging.getLogger(__name__)
 
+_GRAPH_SEED = 20210418  # any fixed non-zero value
+
 
 class TextToTextPipeline:
     """Turns `{"inputs", "targets", "label"}` examples into model batches.
@@ -168,6 +170,11 @@ class TextToTextPipeline:
         """
         if int(batch_size) <= 0:
             raise DataError(f"The batch size must be positive, got {batch_size}.")
+        if shuffle:
+            # Fill the tokenization cache first: the per-epoch datasets below
+            # live inside `flat_map`, where the SentencePiece op cannot
+            # create its resource, so they must read the cache.
+            self.stats(examples)
         ds = self.tokenize(examples).filter(lambda ex: ex["label"] >= 0)
         if shuffle:
             # Epoch `e` is shuffled with seed `(seed, e)`, statelessly: the
@@ -177,9 +184,16 @@ class TextToTextPipeline:
             # the batches of an uninterrupted single-process run.
             base, seed = ds, int(seed or 0)
             epochs = tf.data.Dataset.range(2**62 if repeat else 1)
-            ds = epochs.flat_map(lambda epoch: base.shuffle(
-                shuffle_buffer, seed=seed * 1_000_003 + epoch,
-                reshuffle_each_iteration=False))
+
+            def shuffled_epoch(epoch):
+                # The graph-level seed of this traced function only: the
+                # order must not depend on the process's global seed.
+                tf.compat.v1.set_random_seed(_GRAPH_SEED)
+                return base.shuffle(
+                    shuffle_buffer, seed=seed * 1_000_003 + epoch,
+                    reshuffle_each_iteration=False)
+
+            ds = epochs.flat_map(shuffled_epoch)
         elif repeat:
             ds = ds.repeat()
         ds = ds.batch(int(batch_size), drop_remainder=True)

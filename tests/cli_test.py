@@ -1,0 +1,199 @@
+"""`keras-prompt` end to end on a tiny offline preset and CSV/JSONL files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_prompt import cli
+from keras_prompt.prompts.prompt_file import read_prompt_file
+from tests.training.fixtures import TEMPLATE
+from tests.training.fixtures import make_rows
+from tests.training.fixtures import make_tiny_preset
+from tests.training.fixtures import write_csv
+from tests.training.fixtures import write_jsonl
+
+
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory):
+    return make_tiny_preset(tmp_path_factory.mktemp("cli") / "preset")
+
+
+def _train_args(preset, output, train_file, validation_file, *extra):
+    return ["train", "--backbone", preset, "--output", str(output),
+            "--train-file", train_file, "--validation-file", validation_file,
+            "--template", TEMPLATE, "--label-column", "label",
+            "--labels", "positive,negative", "--prompt-length", "4",
+            "--steps", "4", "--batch-size", "4", "--max-input-length", "24",
+            "--eval-every", "2", "--checkpoint-every", "2", "--no-xla",
+            "--verbose", "0", *extra]
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("train", "evaluate", "predict", "inspect"):
+        assert name in out
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--backbone", "--task", "--train-file", "--template",
+                 "--label-column", "--labels", "--prompt-length", "--steps",
+                 "--batch-size", "--output", "--strategy", "--dtype"):
+        assert flag in out
+
+
+def test_plugins_can_register_subcommands(capsys):
+    cli.register_subcommand(
+        "hello", help="say hello", add_arguments=lambda p: p.add_argument(
+            "--name", default="world"),
+        run=lambda args: print(f"hello {args.name}") or 0)
+    try:
+        assert cli.main(["hello", "--name", "tpu"]) == 0
+        assert capsys.readouterr().out.strip() == "hello tpu"
+    finally:
+        cli._SUBCOMMANDS.pop("hello")
+
+
+def test_csv_task_trains_evaluates_predicts_and_inspects(
+        preset, tmp_path, capsys):
+    train_file = write_csv(tmp_path / "train.csv", make_rows(16))
+    val_file = write_csv(tmp_path / "dev.csv", make_rows(6, 50))
+    output = tmp_path / "run"
+    assert cli.main(_train_args(preset, output, train_file, val_file,
+                                "--prompt-init", "class_labels")) == 0
+    out = capsys.readouterr().out
+    assert "prompt:" in out and "best accuracy" in out
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["steps"] == 4
+    assert [v["step"] for v in metrics["validation"]] == [2, 4]
+    assert metrics["best"]["step"] in (2, 4)
+    assert metrics["truncation"]["train"]["num_examples"] == 16
+    assert metrics["config"]["prompt_length"] == 4
+    prompt, metadata = read_prompt_file(output / "prompt.safetensors")
+    assert prompt.shape == (4, 16)
+    assert metadata["labels"] == ["positive", "negative"]
+    assert int(metadata["training_steps"]) == metrics["best"]["step"]
+    assert os.listdir(output / "checkpoints")
+    assert os.path.isdir(output / "logs")
+
+    # evaluate: greedy reproduces the validation metric of the best prompt.
+    eval_json = tmp_path / "eval.json"
+    assert cli.main([
+        "evaluate", "--backbone", preset, "--prompt", str(output),
+        "--validation-file", val_file, "--template", TEMPLATE,
+        "--max-input-length", "24", "--batch-size", "4", "--no-xla",
+        "--output", str(eval_json)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads(eval_json.read_text())
+    assert printed == saved
+    assert saved["num_examples"] == 6 and saved["mode"] == "greedy"
+    assert saved["accuracy"] == pytest.approx(metrics["best"]["accuracy"])
+
+    # rank classification always picks a label word.
+    assert cli.main([
+        "evaluate", "--backbone", preset, "--prompt", str(output),
+        "--validation-file", val_file, "--template", TEMPLATE,
+        "--max-input-length", "24", "--batch-size", "4", "--no-xla",
+        "--rank-classification"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert ranked["invalid"] == 0 and ranked["mode"] == "rank_classification"
+    assert 0.0 <= ranked["accuracy"] <= 100.0
+
+    # predict on ad-hoc text, with label scores.
+    assert cli.main([
+        "predict", "--backbone", preset, "--prompt", str(output),
+        "--text", "subject: the cat sentence: likes the movie",
+        "--text", "subject: a dog sentence: hates green apples",
+        "--rank-classification", "--json", "--max-input-length", "24"]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2
+    for line in lines:
+        assert line["output"] in ("positive", "negative")
+        scores = line["scores"]
+        assert max(scores, key=scores.get) == line["output"]
+        assert all(s < 0 for s in scores.values())  # log-likelihoods
+    assert cli.main([
+        "predict", "--backbone", preset, "--prompt", str(output),
+        "--text", "subject: the cat sentence: likes the movie",
+        "--max-length", "4"]) == 0
+    assert capsys.readouterr().out.count("\t") == 1
+
+    # inspect: metadata and nearest tokens.
+    assert cli.main(["inspect", str(output / "prompt.safetensors"),
+                     "--backbone", preset, "--top-k", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["shape"] == [4, 16]
+    assert report["metadata"]["task"] == "custom"
+    assert len(report["nearest_tokens"]) == 4
+    assert all(len(row) == 3 for row in report["nearest_tokens"])
+    assert cli.main(["inspect", str(output)]) == 0
+    text = capsys.readouterr().out
+    assert "prompt_length" in text and "--backbone" in text
+
+
+def test_jsonl_task_trains_end_to_end(preset, tmp_path, capsys):
+    train_file = write_jsonl(tmp_path / "train.jsonl", make_rows(12))
+    val_file = write_jsonl(tmp_path / "dev.jsonl", make_rows(4, 50))
+    output = tmp_path / "jsonl_run"
+    assert cli.main(_train_args(preset, output, train_file, val_file,
+                                "--prompt-init", "random_uniform",
+                                "--no-tensorboard")) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["steps"] == 4
+    assert metrics["truncation"]["validation"]["num_examples"] == 4
+    prompt, _ = read_prompt_file(output / "prompt.safetensors")
+    assert np.isfinite(prompt).all()
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--batch-size", "0", "must be a positive integer"),
+    ("--prompt-length", "0", "must be a positive integer"),
+    ("--prompt-length", "-3", "must be a positive integer"),
+])
+def test_bad_numbers_are_rejected_before_training(
+        preset, tmp_path, capsys, flag, value, message):
+    args = _train_args(preset, tmp_path / "out", "t.csv", "d.csv")
+    args[args.index(flag) + 1] = value
+    with pytest.raises(SystemExit) as e:
+        cli.main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_data_errors_before_training(preset, tmp_path, capsys):
+    train_file = tmp_path / "train.csv"
+    train_file.write_text("subject,sentence,label\n")
+    val_file = write_csv(tmp_path / "dev.csv", make_rows(4))
+    code = cli.main(_train_args(preset, tmp_path / "out", str(train_file),
+                                val_file))
+    assert code == 2
+    assert "train split is empty" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+    rows = make_rows(6)
+    rows[3]["label"] = "meh"
+    bad = write_csv(tmp_path / "bad.csv", rows)
+    assert cli.main(_train_args(preset, tmp_path / "out", bad, val_file)) == 2
+    err = capsys.readouterr().err
+    assert "Line 5" in err and "'meh'" in err and "bad.csv" in err
+
+
+def test_library_rejects_bad_sizes_before_loading_anything(tmp_path):
+    from keras_prompt.training import TrainingError
+    from keras_prompt.training import train
+
+    for kwargs, message in [({"batch_size": 0}, "batch size"),
+                            ({"prompt_length": 0}, "prompt length"),
+                            ({"steps": -1}, "number of steps")]:
+        with pytest.raises(TrainingError, match=message):
+            # The backbone does not even exist: nothing is loaded first.
+            train("no-such-preset", output_dir=str(tmp_path / "x"),
+                  train_file="missing.csv", template=TEMPLATE,
+                  labels="a,b", **kwargs)
+    assert not (tmp_path / "x").exists()
