@@ -5,6 +5,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 from keras import ops
+from tensorflow.python.framework.config import is_op_determinism_enabled
 
 from keras_prompt import initializers
 from keras_prompt.layers.prompt_layer import PromptLayer
@@ -315,9 +316,16 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
                 target tokens).
             weighted_metrics: `"auto"` gives token accuracy.
             sampler: the `generate()` sampler; greedy by default.
-            **kwargs: see `keras.Model.compile` (e.g. `jit_compile`,
-                `steps_per_execution`).
+            **kwargs: see `keras.Model.compile` (e.g. `steps_per_execution`).
+                `jit_compile` defaults to `True` (Keras's `"auto"` turns XLA
+                off on CPU-only machines, where it still makes training and
+                cached generation several times faster), except when running
+                eagerly or with TensorFlow op determinism enabled.
         """
+        if "jit_compile" not in kwargs:
+            kwargs["jit_compile"] = not kwargs.get(
+                "run_eagerly"
+            ) and not is_op_determinism_enabled()
         if optimizer == "auto":
             from keras_prompt.optimizers import Adafactor
 

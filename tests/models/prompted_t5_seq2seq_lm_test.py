@@ -50,14 +50,22 @@ def reference_logits(backbone, prompt, inputs):
     return backbone.token_embedding(y, reverse=True).numpy()
 
 
+def make_eager_compiled_model(**kwargs):
+    """XLA compilation costs seconds per new shape; most tests here compare
+    numbers across many shapes, so they run without it."""
+    model = make_model(compile=False, **kwargs)
+    model.compile(jit_compile=False)
+    return model
+
+
 @pytest.fixture(scope="module")
 def tied_model():
-    return make_model(tied=True)
+    return make_eager_compiled_model(tied=True)
 
 
 @pytest.fixture(scope="module")
 def untied_model():
-    return make_model(tied=False)
+    return make_eager_compiled_model(tied=False)
 
 
 def test_only_the_prompt_trains(tied_model):
@@ -197,6 +205,16 @@ def test_generate_equals_greedy_argmax_of_forward(tied, tied_model, untied_model
     np.testing.assert_array_equal(generated["decoder_token_ids"], expected)
 
 
+def test_xla_is_the_default_and_generates_the_same_ids(untied_model):
+    model = make_model(tied=False)
+    assert model.jit_compile is True
+    inputs = generation_inputs(make_token_batch(), 7)
+    np.testing.assert_array_equal(
+        model.generate(inputs, stop_token_ids=None)["decoder_token_ids"],
+        untied_model.generate(inputs, stop_token_ids=None)["decoder_token_ids"],
+    )
+
+
 def test_mixed_batch_generation_matches_each_row_alone(untied_model):
     inputs = make_token_batch()
     rng = np.random.default_rng(5)
@@ -225,7 +243,7 @@ def text_model():
     preprocessor = make_tiny_preprocessor(
         encoder_sequence_length=12, decoder_sequence_length=6
     )
-    return make_model(tied=False, preprocessor=preprocessor)
+    return make_eager_compiled_model(tied=False, preprocessor=preprocessor)
 
 
 def test_generate_strings_and_stop_at_end_token(text_model):
