@@ -24,10 +24,11 @@ from tests.training.fixtures import write_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-STEPS = 12
+STEPS = 8
 # Float32 reductions happen in a different order across replicas / XLA.
 ATOL = 1e-5
-# XLA fuses and reorders float32 math; after 12 Adafactor steps at lr 0.3
+RTOL = 1e-5
+# XLA fuses and reorders float32 math; after 8-12 Adafactor steps at lr 0.3
 # prompts (values ~0.5) differ by ~1e-5, so XLA is compared at 1e-4.
 XLA_ATOL = 1e-4
 
@@ -110,7 +111,7 @@ def reference(workspace):
     np.testing.assert_array_equal(saved, prompt)
     checkpoint, _ = read_prompt_file(os.path.join(
         workspace["root"], "reference", "checkpoints",
-        "prompt-step00000008.safetensors"))
+        "prompt-step00000004.safetensors"))
     assert np.abs(checkpoint - prompt).max() > 100 * ATOL
     assert np.isfinite(prompt).all()
     return prompt
@@ -149,8 +150,9 @@ def test_multi_worker_and_mirrored_match_single_process(
     assert "replicas 2" in mirrored.log_path.read_text()
     # Both workers hold the same prompt, equal to the single-process run.
     np.testing.assert_allclose(prompts[0], prompts[1], atol=1e-7)
-    np.testing.assert_allclose(prompts[0], reference, atol=ATOL)
-    np.testing.assert_allclose(mirrored_prompt, reference, atol=ATOL)
+    np.testing.assert_allclose(prompts[0], reference, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(mirrored_prompt, reference, atol=ATOL,
+                               rtol=RTOL)
     # Only the chief (worker 0) wrote files.
     saved, _ = read_prompt_file(output / "prompt.safetensors")
     np.testing.assert_allclose(saved, prompts[0], atol=0)
