@@ -1,0 +1,692 @@
+"""One benchmark measurement, run in its own process.
+
+`python -m benchmarks.worker '<json spec>'` prints one JSON line per
+measurement. `benchmarks.run` starts one worker per configuration, so that
+peak RSS is per configuration and no measurement inherits another's caches,
+compiled functions or memory.
+
+A spec is a dict with `kind` (one of `KINDS`), `config` (a key of
+`benchmarks.configs.MODEL_CONFIGS`) and the settings of that kind; missing
+settings take `benchmarks.configs.DEFAULTS`.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+from benchmarks import common
+from benchmarks import configs
+
+
+class _Context:
+    """Spec + common record fields for one worker process."""
+
+    def __init__(self, spec):
+        self.spec = dict(configs.DEFAULTS, **spec)
+        self.threads = int(self.spec.get("threads", common.DEFAULT_THREADS))
+        self.load_at_start = common.load_average()
+        self.tf = common.setup_tensorflow(self.threads)
+        self.rss_after_imports_mb = None
+
+    def record(self, name, settings, **fields):
+        spec = self.spec
+        record = {
+            "benchmark": name,
+            "suite": spec.get("suite"),
+            "config": spec["config"],
+            "layout": configs.layout_name(spec["config"]),
+            "model": {
+                key: value
+                for key, value in configs.MODEL_CONFIGS[spec["config"]].items()
+            },
+            "settings": dict(
+                dtype=spec["dtype"], threads=self.threads, **settings
+            ),
+            "load_average_1m": {
+                "start": self.load_at_start,
+                "now": common.load_average(),
+            },
+            "machine": common.machine_info(),
+            "versions": common.versions(),
+            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        record.update(fields)
+        return common.round_floats(record)
+
+
+def _timing_fields(first, times, examples_per_call, tokens_per_example=None):
+    fields = {
+        "seconds_per_call": common.summarize(times),
+        "first_call_seconds": first,
+        "examples_per_second": common.throughput(times, examples_per_call),
+    }
+    if tokens_per_example:
+        fields["tokens_per_second"] = common.throughput(
+            times, examples_per_call * tokens_per_example
+        )
+    return fields
+
+
+def _tracing_count(function):
+    try:
+        return int(function.experimental_get_tracing_count())
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------- #
+# Training.
+# --------------------------------------------------------------------- #
+def _train_dataset(tf, spec, vocab, batch_size=None, prompt_length=None):
+    """An in-memory `tf.data` pipeline with static shapes: no Python per
+    step, no host round trip (prefetched, `drop_remainder=True`)."""
+    batch_size = batch_size or spec["batch_size"]
+    x, y = configs.training_batch(
+        batch_size * 4, spec["encoder_length"], spec["decoder_length"], vocab
+    )
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    return (
+        dataset.repeat()
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _fit_timed(ctx, model, dataset, warmup, steps):
+    """Runs `model.fit` and times each execution (`steps_per_execution`
+    steps) from one `on_train_batch_end` to the next."""
+    import keras
+
+    stamps = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            stamps.append(time.perf_counter())
+
+        def on_train_batch_end(self, batch, logs=None):
+            if logs and "loss" in logs:
+                float(logs["loss"])  # forces the step to finish
+            stamps.append(time.perf_counter())
+
+    spe = int(ctx.spec.get("steps_per_execution", 1))
+    executions = warmup + steps
+    history = model.fit(
+        dataset,
+        epochs=1,
+        steps_per_epoch=executions * spe,
+        verbose=0,
+        callbacks=[Timer()],
+    )
+    deltas = [b - a for a, b in zip(stamps, stamps[1:])]
+    first = deltas[0]
+    times = [delta / spe for delta in deltas[warmup:]]
+    return first, times, history
+
+
+def measure_train(ctx):
+    """Training examples/s and tokens/s with `model.fit`, and peak RSS."""
+    tf = ctx.tf
+    spec = ctx.spec
+    model = configs.build_model(spec["config"], spec["prompt_length"])
+    xla = bool(spec.get("xla", True))
+    spe = int(spec.get("steps_per_execution", 1))
+    model.compile(jit_compile=xla, steps_per_execution=spe)
+    vocab = configs.vocabulary_size(spec["config"])
+    dataset = _train_dataset(tf, spec, vocab)
+    rss_before = common.current_rss_mb()
+    peak_before_training = common.peak_rss_mb()
+    common.reset_peak_rss()
+    backbone_before = [w.numpy().sum() for w in model.backbone.weights[:3]]
+    first, times, _ = _fit_timed(
+        ctx, model, dataset, int(spec.get("warmup", 2)), int(spec.get("steps", 10))
+    )
+    frozen = all(
+        float(a) == float(w.numpy().sum())
+        for a, w in zip(backbone_before, model.backbone.weights[:3])
+    )
+    tokens = spec["encoder_length"] + spec["decoder_length"]
+    settings = {
+        key: spec[key]
+        for key in ("batch_size", "encoder_length", "decoder_length", "prompt_length")
+    }
+    settings.update(xla=xla, steps_per_execution=spe, optimizer="Adafactor(0.3)")
+    common.emit(
+        ctx.record(
+            "train",
+            settings,
+            **_timing_fields(first, times, spec["batch_size"], tokens),
+            seconds_per_step=common.summarize(times),
+            tokens_counted="encoder + decoder tokens (prompt excluded)",
+            trainable_parameters=int(
+                sum(int(w.numpy().size) for w in model.trainable_weights)
+            ),
+            backbone_unchanged=frozen,
+            train_function_tracings=_tracing_count(model.train_function),
+            rss_before_training_mb=rss_before,
+            peak_rss_before_training_mb=peak_before_training,
+            peak_rss_during_training_mb=common.phase_peak_rss_mb(),
+            peak_rss_mb=common.peak_rss_mb(),
+        )
+    )
+
+
+# --------------------------------------------------------------------- #
+# Forward and generation (in-process Keras).
+# --------------------------------------------------------------------- #
+def _forward_function(tf, model, xla):
+    return tf.function(
+        lambda inputs: model(inputs, training=False), jit_compile=xla
+    )
+
+
+def _to_tensors(tf, batch):
+    return {key: tf.constant(value) for key, value in batch.items()}
+
+
+def measure_forward(ctx):
+    """Teacher-forced forward pass (logits) examples/s."""
+    tf = ctx.tf
+    spec = ctx.spec
+    model = configs.build_model(spec["config"], spec["prompt_length"])
+    xla = bool(spec.get("xla", True))
+    vocab = configs.vocabulary_size(spec["config"])
+    x, _ = configs.training_batch(
+        spec["batch_size"], spec["encoder_length"], spec["decoder_length"], vocab
+    )
+    inputs = _to_tensors(tf, x)
+    forward = _forward_function(tf, model, xla)
+    first, times = common.time_steps(
+        lambda: forward(inputs),
+        int(spec.get("warmup", 2)),
+        int(spec.get("steps", 10)),
+        sync=lambda logits: logits.numpy(),
+    )
+    settings = {
+        key: spec[key]
+        for key in ("batch_size", "encoder_length", "decoder_length", "prompt_length")
+    }
+    settings.update(xla=xla)
+    common.emit(
+        ctx.record(
+            "forward",
+            settings,
+            **_timing_fields(first, times, spec["batch_size"]),
+            tracings=_tracing_count(forward),
+            peak_rss_mb=common.peak_rss_mb(),
+        )
+    )
+
+
+def _generate_timed(ctx, model, batch, prompts=None):
+    spec = ctx.spec
+
+    def step():
+        return model.generate(batch, stop_token_ids=None, prompts=prompts)
+
+    first, times = common.time_steps(
+        step, int(spec.get("warmup", 2)), int(spec.get("steps", 10))
+    )
+    return first, times, step()
+
+
+def measure_generate(ctx):
+    """Greedy generation of `new_tokens` tokens (KerasHub cached decoding)
+    examples/s, through the public `model.generate()`."""
+    spec = ctx.spec
+    model = configs.build_model(spec["config"], spec["prompt_length"])
+    xla = bool(spec.get("xla", True))
+    model.compile(jit_compile=xla)
+    new_tokens = int(spec.get("new_tokens", 8))
+    vocab = configs.vocabulary_size(spec["config"])
+    batch = configs.generation_batch(
+        spec["batch_size"], spec["encoder_length"], new_tokens, vocab
+    )
+    first, times, output = _generate_timed(ctx, model, batch)
+    settings = {
+        key: spec[key] for key in ("batch_size", "encoder_length", "prompt_length")
+    }
+    settings.update(xla=xla, new_tokens=new_tokens, sampler="greedy", cached=True)
+    common.emit(
+        ctx.record(
+            "generate",
+            settings,
+            **_timing_fields(first, times, spec["batch_size"]),
+            generated_shape=list(output["decoder_token_ids"].shape),
+            tracings=_tracing_count(model.generate_function),
+            peak_rss_mb=common.peak_rss_mb(),
+        )
+    )
+
+
+def measure_mixed(ctx):
+    """Mixed-task batch (each example's prompt gathered from a bank of
+    `num_tasks` prompts) vs a single-task batch of the same size: forward
+    and greedy generation."""
+    import numpy as np
+
+    tf = ctx.tf
+    spec = ctx.spec
+    model = configs.build_model(spec["config"], spec["prompt_length"])
+    xla = bool(spec.get("xla", True))
+    model.compile(jit_compile=xla)
+    num_tasks = int(spec.get("num_tasks", 8))
+    batch_size = spec["batch_size"]
+    new_tokens = int(spec.get("new_tokens", 8))
+    vocab = configs.vocabulary_size(spec["config"])
+    rng = np.random.default_rng(0)
+    bank = rng.uniform(
+        -0.5, 0.5, (num_tasks, spec["prompt_length"], model.hidden_dim)
+    ).astype("float32")
+    task_ids = np.arange(batch_size) % num_tasks
+    rng.shuffle(task_ids)
+    warmup, steps = int(spec.get("warmup", 2)), int(spec.get("steps", 10))
+    settings = {
+        key: spec[key]
+        for key in ("batch_size", "encoder_length", "decoder_length", "prompt_length")
+    }
+    settings.update(xla=xla, num_tasks=num_tasks, new_tokens=new_tokens)
+
+    # Forward: the bank lives in the graph; the task ids are the input.
+    x, _ = configs.training_batch(
+        batch_size, spec["encoder_length"], spec["decoder_length"], vocab
+    )
+    inputs = _to_tensors(tf, x)
+    bank_tensor = tf.constant(bank)
+
+    single = tf.function(lambda i: model(i, training=False), jit_compile=xla)
+
+    def mixed_fn(i, ids):
+        prompts = tf.gather(bank_tensor, ids)
+        return model({**i, "prompts": prompts}, training=False)
+
+    mixed = tf.function(mixed_fn, jit_compile=xla)
+    ids = tf.constant(task_ids, tf.int32)
+    results = {}
+    # Interleave the two so that load changes hit both alike.
+    for round_index in range(2):
+        for name, step in (
+            ("single", lambda: single(inputs)),
+            ("mixed", lambda: mixed(inputs, ids)),
+        ):
+            first, times = common.time_steps(
+                step, warmup if round_index == 0 else 1, steps,
+                sync=lambda logits: logits.numpy(),
+            )
+            results.setdefault(name, {"times": [], "first": first})
+            results[name]["times"] += times
+    for name in ("single", "mixed"):
+        common.emit(
+            ctx.record(
+                "mixed_forward",
+                dict(settings, batch=name),
+                **_timing_fields(results[name]["first"], results[name]["times"], batch_size),
+            )
+        )
+    ratio = common.summarize(results["single"]["times"])["median"] / common.summarize(
+        results["mixed"]["times"]
+    )["median"]
+    common.emit(
+        ctx.record(
+            "mixed_forward_ratio",
+            settings,
+            mixed_over_single_throughput=ratio,
+            target=">= 0.95",
+            met=ratio >= 0.95,
+        )
+    )
+
+    # Generation through model.generate(prompts=...).
+    batch = configs.generation_batch(
+        batch_size, spec["encoder_length"], new_tokens, vocab
+    )
+    prompts = bank[task_ids]
+    results = {}
+    for round_index in range(2):
+        for name, prompt_arg in (("single", None), ("mixed", prompts)):
+
+            def step(prompt_arg=prompt_arg):
+                return model.generate(batch, stop_token_ids=None, prompts=prompt_arg)
+
+            first, times = common.time_steps(
+                step, warmup if round_index == 0 else 1, steps
+            )
+            results.setdefault(name, {"times": [], "first": first})
+            results[name]["times"] += times
+    for name in ("single", "mixed"):
+        common.emit(
+            ctx.record(
+                "mixed_generate",
+                dict(settings, batch=name),
+                **_timing_fields(results[name]["first"], results[name]["times"], batch_size),
+            )
+        )
+    ratio = common.summarize(results["single"]["times"])["median"] / common.summarize(
+        results["mixed"]["times"]
+    )["median"]
+    common.emit(
+        ctx.record(
+            "mixed_generate_ratio",
+            settings,
+            mixed_over_single_throughput=ratio,
+            target=">= 0.95",
+            met=ratio >= 0.95,
+            peak_rss_mb=common.peak_rss_mb(),
+        )
+    )
+
+
+# --------------------------------------------------------------------- #
+# Keras vs SavedModel vs ONNX Runtime vs TFLite.
+# --------------------------------------------------------------------- #
+def _ort_session(path, threads):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(
+        path, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _tflite_runner(path, threads):
+    import warnings
+
+    tf = __import__("tensorflow")
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = Interpreter(model_path=path, num_threads=threads)
+    return interpreter.get_signature_runner()
+
+
+def measure_runtimes(ctx):
+    """The same work (teacher-forced logits; greedy generation of
+    `new_tokens` tokens) in-process in Keras and through the exported
+    SavedModel, ONNX Runtime and TFLite (baked prompt)."""
+    import numpy as np
+
+    import keras_prompt.export as export
+
+    tf = ctx.tf
+    spec = ctx.spec
+    model = configs.build_model(spec["config"], spec["prompt_length"])
+    model.compile(jit_compile=True)
+    new_tokens = int(spec.get("new_tokens", 8))
+    max_decode_length = new_tokens + 1
+    batch_size = spec["batch_size"]
+    vocab = configs.vocabulary_size(spec["config"])
+    warmup, steps = int(spec.get("warmup", 2)), int(spec.get("steps", 10))
+    runtimes = spec.get("runtimes", ["keras", "savedmodel", "onnxruntime", "tflite"])
+    graphs = spec.get("graphs", ["forward", "generate"])
+    x, _ = configs.training_batch(
+        batch_size, spec["encoder_length"], spec["decoder_length"], vocab
+    )
+    gen = configs.generation_batch(
+        batch_size, spec["encoder_length"], new_tokens, vocab
+    )
+    encoder_feed = {
+        "encoder_token_ids": x["encoder_token_ids"],
+        "encoder_padding_mask": x["encoder_padding_mask"],
+    }
+    settings = {
+        key: spec[key]
+        for key in ("batch_size", "encoder_length", "decoder_length", "prompt_length")
+    }
+    settings.update(prompt_mode="baked", new_tokens=new_tokens)
+    workdir = tempfile.mkdtemp(prefix="keras_prompt_bench_")
+    reference = {}
+
+    def run(runtime, graph, step, sync, extra_settings, **fields):
+        first, times = common.time_steps(step, warmup, steps, sync=sync)
+        output = step()
+        common.emit(
+            ctx.record(
+                f"runtime_{graph}",
+                dict(settings, runtime=runtime, **extra_settings),
+                **_timing_fields(first, times, batch_size),
+                **fields,
+                **_agreement(graph, output),
+            )
+        )
+
+    def _agreement(graph, output):
+        output = np.asarray(output)
+        if graph not in reference:
+            reference[graph] = output
+            return {}
+        if graph == "forward":
+            return {"max_abs_diff_vs_keras": float(np.max(np.abs(output - reference[graph])))}
+        return {"token_agreement_vs_keras": float(np.mean(output == reference[graph]))}
+
+    for runtime in runtimes:
+        start = time.perf_counter()
+        try:
+            if runtime == "keras":
+                if "forward" in graphs:
+                    inputs = _to_tensors(tf, x)
+                    forward = _forward_function(tf, model, True)
+                    run("keras", "forward", lambda: forward(inputs),
+                        lambda r: r.numpy(), {"xla": True})
+                if "generate" in graphs:
+                    run("keras", "generate",
+                        lambda: model.generate(gen, stop_token_ids=None)["decoder_token_ids"],
+                        None, {"xla": True, "decoding": "cached (KerasHub)"})
+            elif runtime == "savedmodel":
+                path = export.export_saved_model(
+                    model, workdir, mode="baked", model_name="bench",
+                    max_decode_length=max_decode_length, text_signature=False,
+                )
+                export_seconds = time.perf_counter() - start
+                loaded = tf.saved_model.load(path)
+                if "forward" in graphs:
+                    logits_fn = loaded.signatures["logits"]
+                    inputs = _to_tensors(tf, x)
+                    run("savedmodel", "forward",
+                        lambda: logits_fn(**inputs)["logits"],
+                        lambda r: r.numpy(), {}, export_seconds=export_seconds)
+                if "generate" in graphs:
+                    generate_fn = loaded.signatures["generate_ids"]
+                    inputs = _to_tensors(tf, encoder_feed)
+                    run("savedmodel", "generate",
+                        lambda: generate_fn(**inputs)["token_ids"].numpy(),
+                        None, {"decoding": "uncached while_loop"},
+                        export_seconds=export_seconds)
+            elif runtime == "onnxruntime":
+                for graph in graphs:
+                    path = os.path.join(workdir, f"{graph}.onnx")
+                    start = time.perf_counter()
+                    export.export_onnx(
+                        model, path, mode="baked", graph=graph,
+                        max_decode_length=max_decode_length,
+                    )
+                    export_seconds = time.perf_counter() - start
+                    session = _ort_session(path, ctx.threads)
+                    feed = dict(x) if graph == "forward" else dict(encoder_feed)
+                    output_name = "logits" if graph == "forward" else "token_ids"
+                    run("onnxruntime", graph,
+                        lambda: session.run([output_name], feed)[0], None,
+                        {"decoding": "uncached ONNX Loop"} if graph == "generate" else {},
+                        export_seconds=export_seconds,
+                        file_mb=os.path.getsize(path) / 2**20)
+                    del session
+            elif runtime == "tflite":
+                for graph in graphs:
+                    path = os.path.join(workdir, f"{graph}.tflite")
+                    start = time.perf_counter()
+                    export.export_tflite(
+                        model, path, mode="baked", graph=graph,
+                        batch_size=batch_size,
+                        encoder_sequence_length=spec["encoder_length"],
+                        decoder_sequence_length=spec["decoder_length"],
+                        max_decode_length=max_decode_length,
+                    )
+                    export_seconds = time.perf_counter() - start
+                    runner = _tflite_runner(path, ctx.threads)
+                    feed = dict(x) if graph == "forward" else dict(encoder_feed)
+                    output_name = "logits" if graph == "forward" else "token_ids"
+                    run("tflite", graph,
+                        lambda: runner(**feed)[output_name], None,
+                        {"decoding": "uncached WHILE"} if graph == "generate" else {},
+                        export_seconds=export_seconds,
+                        file_mb=os.path.getsize(path) / 2**20)
+                    del runner
+            else:
+                raise ValueError(f"unknown runtime {runtime!r}")
+        except Exception as error:  # report and go on with the others
+            common.emit(
+                ctx.record(
+                    "runtime_error",
+                    dict(settings, runtime=runtime),
+                    error=f"{type(error).__name__}: {error}"[:2000],
+                )
+            )
+
+
+# --------------------------------------------------------------------- #
+# Prompt length.
+# --------------------------------------------------------------------- #
+def measure_prompt_length(ctx):
+    """Training step and forward cost at one prompt length; the report
+    divides by `encoder_length + prompt_length` to check that cost grows
+    with the encoder sequence, no more."""
+    spec = ctx.spec
+    measure_train(ctx)
+    measure_forward(ctx)
+
+
+# --------------------------------------------------------------------- #
+# No weight gradients for the frozen backbone.
+# --------------------------------------------------------------------- #
+def measure_gradient_ops(ctx):
+    """Counts matrix multiplications of the loss, of the prompt-tuning
+    gradient and of a full fine-tuning gradient: in the traced TF graph
+    (before pruning) and in XLA's optimized HLO (what runs). Prompt tuning
+    should cost about 2x the forward dots (activations' gradients only),
+    full fine-tuning about 3x (plus every weight's gradient)."""
+    import collections
+    import re
+
+    import keras
+
+    tf = ctx.tf
+    spec = ctx.spec
+    model = configs.build_model(spec["config"], spec["prompt_length"])
+    vocab = configs.vocabulary_size(spec["config"])
+    x, y = configs.training_batch(
+        spec["batch_size"], spec["encoder_length"], spec["decoder_length"], vocab
+    )
+    inputs = _to_tensors(tf, x)
+    targets = tf.constant(y)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=0
+    )
+
+    def loss_only(i, t):
+        return loss_fn(t, model(i, training=True))
+
+    def prompt_gradient(i, t):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(t, model(i, training=True))
+        return tape.gradient(loss, model.trainable_weights)
+
+    def full_gradient(i, t):
+        weights = [w.value for w in model.backbone.weights] + [
+            model.prompt_layer.prompt.value
+        ]
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            loss = loss_fn(t, model(i, training=True))
+        return tape.gradient(loss, weights)
+
+    def hlo_dot_flops(hlo):
+        """Sum over `dot` ops of 2 * output elements * contracted size."""
+        shapes = {
+            name: [int(d) for d in dims.split(",") if d]
+            for name, dims in re.findall(r"%([\w.\-]+) = f32\[([0-9,]*)\]", hlo)
+        }
+        total = 0
+        for out, lhs, contracting in re.findall(
+            r"= f32\[([0-9,]*)\]\S* dot\(%([\w.\-]+), [^)]*\),.*?"
+            r"lhs_contracting_dims=\{([0-9,]*)\}",
+            hlo,
+        ):
+            count = 1
+            for dim in out.split(","):
+                count *= int(dim) if dim else 1
+            size = 1
+            for dim in contracting.split(","):
+                if dim and lhs in shapes:
+                    size *= shapes[lhs][int(dim)]
+            total += 2 * count * size
+        return total
+
+    results = {}
+    for name, fn in (
+        ("forward_loss", loss_only),
+        ("prompt_tuning_gradient", prompt_gradient),
+        ("full_finetuning_gradient", full_gradient),
+    ):
+        graph = tf.function(fn).get_concrete_function(inputs, targets).graph
+        counts = collections.Counter(op.type for op in graph.get_operations())
+        hlo = tf.function(fn, jit_compile=True).experimental_get_compiler_ir(
+            inputs, targets
+        )(stage="optimized_hlo")
+        results[name] = {
+            "traced_graph_matmuls": counts["MatMul"] + counts["BatchMatMulV2"]
+            + counts["Einsum"],
+            "xla_hlo_dots": len(re.findall(r" dot\(", hlo)),
+            "xla_hlo_dot_gflops": hlo_dot_flops(hlo) / 1e9,
+        }
+    forward = results["forward_loss"]["xla_hlo_dots"]
+    settings = {
+        key: spec[key]
+        for key in ("batch_size", "encoder_length", "decoder_length", "prompt_length")
+    }
+    common.emit(
+        ctx.record(
+            "gradient_ops",
+            settings,
+            ops=results,
+            prompt_over_forward_dots=results["prompt_tuning_gradient"]["xla_hlo_dots"]
+            / forward,
+            full_over_forward_dots=results["full_finetuning_gradient"]["xla_hlo_dots"]
+            / forward,
+            backbone_tf_variables_trainable=bool(
+                getattr(model.backbone.weights[0].value, "trainable", None)
+            ),
+        )
+    )
+
+
+KINDS = {
+    "train": measure_train,
+    "forward": measure_forward,
+    "generate": measure_generate,
+    "mixed": measure_mixed,
+    "runtimes": measure_runtimes,
+    "prompt_length": measure_prompt_length,
+    "gradient_ops": measure_gradient_ops,
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.exit("usage: python -m benchmarks.worker '<json spec>'")
+    spec = json.loads(argv[0])
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        sys.exit(f"unknown kind {kind!r}; expected one of {sorted(KINDS)}")
+    ctx = _Context(spec)
+    KINDS[kind](ctx)
+
+
+if __name__ == "__main__":
+    main()
