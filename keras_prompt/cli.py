@@ -373,7 +373,7 @@ def _run_predict(args):
     pipeline = TextToTextPipeline(tokenizer, args.max_input_length,
                                   args.max_length)
     task = types.SimpleNamespace(label_words=labels, name="predict")
-    evaluator = TaskEvaluator(model, task, pipeline, jit_compile=False)
+    evaluator = TaskEvaluator(model, task, pipeline)
     size = args.batch_size
     for start in range(0, len(texts), size):
         chunk = texts[start:start + size]

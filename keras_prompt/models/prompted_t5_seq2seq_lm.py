@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 # T5 starts decoding from the padding id and has no separate start token.
 DECODER_START_ID = 0
 PAD_ID = 0
+# T5 vocabularies put `</s>` at id 1.
+T5_END_ID = 1
 
 
 @keras.saving.register_keras_serializable(package="keras_prompt")
@@ -345,6 +347,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             sampler=sampler,
             **kwargs,
         )
+        self._score_function = None
 
     # === Generation ===
 
@@ -425,16 +428,31 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         strip_prompt=False,
         prompts=None,
     ):
-        """Generates text (or ids) with the prompt; see KerasHub's
-        `Seq2SeqLM.generate` for `inputs`, `max_length`, `stop_token_ids`
-        and `strip_prompt`.
+        """Generates with the prompt, greedy by default (KerasHub's cached
+        decoding, XLA-compiled unless `jit_compile=False`).
 
         Args:
+            inputs: a string or list of strings (needs a preprocessor; the
+                output is text), or a dict of token inputs with
+                `encoder_token_ids` and `encoder_padding_mask` (the output
+                is a dict with `decoder_token_ids` and
+                `decoder_padding_mask`, whatever the preprocessor). A token
+                dict may carry `decoder_token_ids`/`decoder_padding_mask` as
+                a decoder prefix and `prompts`. A `tf.data.Dataset` of either
+                is generated batch by batch.
+            max_length: decoder length (the start token included); defaults
+                to the preprocessor's `decoder_sequence_length`.
+            stop_token_ids: `"auto"` (the tokenizer's end token, T5's
+                `</s>` = 1 without a tokenizer), `None`, or a tuple of ids.
+            strip_prompt: see KerasHub's `Seq2SeqLM.generate`.
             prompts: optional per-example prompts
-                `[batch, prompt_length, hidden_dim]` for a mixed-task batch;
-                `inputs` must then be a single batch (not a dataset). With
-                token inputs, `inputs["prompts"]` works too.
+                `[batch, prompt_length, hidden_dim]` for a mixed-task batch
+                (a single batch, not a dataset).
         """
+        if isinstance(inputs, dict) and "encoder_token_ids" in inputs:
+            return self._generate_tokens(
+                inputs, max_length, stop_token_ids, prompts
+            )
         if prompts is None:
             return super().generate(
                 inputs, max_length, stop_token_ids, strip_prompt
@@ -445,8 +463,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
                 "`tf.data.Dataset`; put them in each batch as "
                 "`inputs['prompts']` instead."
             )
-        prompts = ops.convert_to_tensor(prompts, "float32")
-        self.prompt_layer._check_prompt_shape(prompts)
+        prompts = self._check_prompts(prompts)
         compiled = self.make_generate_function()
 
         def generate_with_prompts(batch, stop_token_ids=None):
@@ -463,17 +480,56 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         finally:
             self.generate_function = compiled
 
+    def _generate_tokens(self, inputs, max_length, stop_token_ids, prompts):
+        inputs = {key: ops.convert_to_tensor(value) for key, value in inputs.items()}
+        if prompts is not None:
+            inputs["prompts"] = self._check_prompts(prompts)
+        if "decoder_token_ids" not in inputs:
+            if max_length is None:
+                if self.preprocessor is None:
+                    raise ValueError(
+                        "Token inputs without `decoder_token_ids` need "
+                        "`max_length` (or a preprocessor)."
+                    )
+                max_length = self.preprocessor.decoder_sequence_length
+            batch_size = ops.shape(inputs["encoder_token_ids"])[0]
+            inputs["decoder_token_ids"] = ops.full(
+                (batch_size, max_length), DECODER_START_ID, "int32"
+            )
+            inputs["decoder_padding_mask"] = ops.tile(
+                ops.one_hot([0], max_length, dtype="int32"), (batch_size, 1)
+            )
+        if stop_token_ids == "auto":
+            stop_token_ids = (
+                (self.preprocessor.tokenizer.end_token_id,)
+                if self.preprocessor is not None
+                else (T5_END_ID,)
+            )
+        outputs = self.make_generate_function()(
+            inputs, stop_token_ids=stop_token_ids
+        )
+        return {key: ops.convert_to_numpy(value) for key, value in outputs.items()}
+
+    def _check_prompts(self, prompts):
+        prompts = ops.convert_to_tensor(prompts, "float32")
+        self.prompt_layer._check_prompt_shape(prompts)
+        return prompts
+
     # === Rank classification ===
 
     def score(self, inputs, choices, prompts=None):
         """Log-likelihood of each candidate target (rank classification).
 
+        The encoder runs once per batch; all choices are decoded together in
+        one compiled function.
+
         Args:
             inputs: a string or list of strings (needs a preprocessor), or a
                 dict with `encoder_token_ids` and `encoder_padding_mask`.
             choices: list of candidate target strings (needs a
-                preprocessor), or of token-id lists (scored as given; include
-                the end token id to score it).
+                preprocessor; the end token is appended and scored), or of
+                token-id lists (scored as given; include the end token id to
+                score it).
             prompts: optional per-example prompts.
 
         Returns:
@@ -490,39 +546,59 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         if not choices:
             raise ValueError("`score()` needs at least one choice.")
         encoder_inputs = self._encoder_inputs(inputs)
-        batch_size = int(encoder_inputs["encoder_token_ids"].shape[0])
+        decoder_ids, targets, target_mask = self._choice_tensors(choices)
         if prompts is not None:
-            prompts = ops.convert_to_tensor(prompts, "float32")
-        encoder_outputs, encoder_padding_mask = self.encode(
+            prompts = self._check_prompts(prompts)
+        if getattr(self, "_score_function", None) is None:
+            self._score_function = tf.function(
+                self._score_batch, jit_compile=self.jit_compile
+            )
+        scores = self._score_function(
             encoder_inputs["encoder_token_ids"],
             encoder_inputs["encoder_padding_mask"],
-            prompts=prompts,
+            decoder_ids,
+            targets,
+            target_mask,
+            prompts,
         )
-        columns = []
-        for choice in choices:
-            decoder_ids, targets = self._choice_tokens(choice)
-            decoder_ids = np.tile(decoder_ids, (batch_size, 1))
-            targets = np.tile(targets, (batch_size, 1))
-            logits = self.decode(
-                encoder_outputs,
-                encoder_padding_mask,
-                decoder_ids,
-                np.ones_like(decoder_ids),
-            )
-            log_probs = ops.log_softmax(logits, axis=-1)
-            picked = ops.take_along_axis(log_probs, targets[..., None], axis=-1)
-            columns.append(ops.sum(picked[..., 0], axis=-1))
-        return ops.convert_to_numpy(ops.stack(columns, axis=1))
+        return ops.convert_to_numpy(scores)
+
+    def _score_batch(
+        self,
+        encoder_token_ids,
+        encoder_padding_mask,
+        decoder_ids,
+        targets,
+        target_mask,
+        prompts=None,
+    ):
+        """`[batch, num_choices]` summed target log-probabilities."""
+        encoder_outputs, encoder_padding_mask = self.encode(
+            encoder_token_ids, encoder_padding_mask, prompts=prompts
+        )
+        batch_size = ops.shape(encoder_token_ids)[0]
+        num_choices = ops.shape(decoder_ids)[0]
+        # Row b * num_choices + c pairs example b with choice c.
+        logits = self.decode(
+            ops.repeat(encoder_outputs, num_choices, axis=0),
+            ops.repeat(encoder_padding_mask, num_choices, axis=0),
+            ops.tile(decoder_ids, (batch_size, 1)),
+            ops.tile(target_mask, (batch_size, 1)),
+        )
+        log_probs = ops.log_softmax(logits, axis=-1)
+        picked = ops.take_along_axis(
+            log_probs, ops.tile(targets, (batch_size, 1))[..., None], axis=-1
+        )[..., 0]
+        mask = ops.cast(ops.tile(target_mask, (batch_size, 1)), picked.dtype)
+        return ops.reshape(
+            ops.sum(picked * mask, axis=-1), (batch_size, num_choices)
+        )
 
     def _encoder_inputs(self, inputs):
         if isinstance(inputs, dict):
             return {
-                "encoder_token_ids": ops.convert_to_tensor(
-                    inputs["encoder_token_ids"], "int32"
-                ),
-                "encoder_padding_mask": ops.convert_to_tensor(
-                    inputs["encoder_padding_mask"], "int32"
-                ),
+                key: ops.convert_to_tensor(inputs[key], "int32")
+                for key in ("encoder_token_ids", "encoder_padding_mask")
             }
         if self.preprocessor is None:
             raise ValueError(
@@ -532,27 +608,40 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         packed = self.preprocessor.generate_preprocess(texts)
         return {
-            "encoder_token_ids": packed["encoder_token_ids"],
-            "encoder_padding_mask": packed["encoder_padding_mask"],
+            key: ops.cast(packed[key], "int32")
+            for key in ("encoder_token_ids", "encoder_padding_mask")
         }
 
-    def _choice_tokens(self, choice):
-        """`(decoder_input_ids, target_ids)`, each `[1, length]`."""
-        if isinstance(choice, str):
-            if self.preprocessor is None:
-                raise ValueError(
-                    "String choices need a preprocessor; pass token-id "
-                    "lists instead."
-                )
-            tokenizer = self.preprocessor.tokenizer
-            target = [int(i) for i in np.asarray(tokenizer(choice))]
-            target.append(tokenizer.end_token_id)
-        else:
-            target = [int(i) for i in choice]
-        if not target:
-            raise ValueError(f"Choice {choice!r} has no tokens.")
-        decoder_ids = [DECODER_START_ID] + target[:-1]
-        return np.asarray([decoder_ids], "int32"), np.asarray([target], "int32")
+    def _choice_tensors(self, choices):
+        """`(decoder_input_ids, target_ids, target_mask)`, each
+        `int32[num_choices, longest]`, right-padded."""
+        targets = []
+        for choice in choices:
+            if isinstance(choice, str):
+                if self.preprocessor is None:
+                    raise ValueError(
+                        "String choices need a preprocessor; pass token-id "
+                        "lists instead."
+                    )
+                tokenizer = self.preprocessor.tokenizer
+                target = [int(i) for i in np.asarray(tokenizer(choice))]
+                target.append(tokenizer.end_token_id)
+            else:
+                target = [int(i) for i in choice]
+            if not target:
+                raise ValueError(f"Choice {choice!r} has no tokens.")
+            targets.append(target)
+        length = max(len(target) for target in targets)
+        target_ids = np.full((len(targets), length), PAD_ID, "int32")
+        target_mask = np.zeros((len(targets), length), "int32")
+        for row, target in enumerate(targets):
+            target_ids[row, : len(target)] = target
+            target_mask[row, : len(target)] = 1
+        decoder_ids = np.concatenate(
+            [np.full((len(targets), 1), DECODER_START_ID, "int32"), target_ids[:, :-1]],
+            axis=1,
+        )
+        return decoder_ids, target_ids, target_mask
 
     # === Prompt access and files ===
 

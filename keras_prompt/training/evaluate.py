@@ -94,7 +94,8 @@ def evaluate(
             length defaults to the longest label word plus `</s>`).
         max_examples: evaluate on at most this many examples.
         rank_classification: score label words instead of decoding.
-        jit_compile: compile with XLA.
+        jit_compile: compile with XLA (for a model built here; a
+            `PromptedT5Seq2SeqLM` passed in keeps its own setting).
         output: optional JSON file for the metrics (written atomically).
 
     Returns:
@@ -109,6 +110,9 @@ def evaluate(
     ```
     """
     model, metadata = load_model_with_prompt(backbone, prompt, preprocessor)
+    if model is not backbone:
+        # A model built here; a caller's own model keeps its compile settings.
+        model.compile(jit_compile=bool(jit_compile))
     if task is None and labels is None and metadata.get("labels"):
         labels = metadata["labels"]
     task = resolve_task(task, validation_file=validation_file,
@@ -129,8 +133,7 @@ def evaluate(
     from keras_prompt.training.task_evaluator import TaskEvaluator
 
     evaluator = TaskEvaluator(model, task, pipeline, batch_size=batch_size,
-                              rank_classification=rank_classification,
-                              jit_compile=jit_compile)
+                              rank_classification=rank_classification)
     metrics = evaluator.evaluate(examples, stats["num_examples"])
     metrics.update({
         "task": task.name,

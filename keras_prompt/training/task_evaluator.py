@@ -4,7 +4,6 @@ classification."""
 import logging
 
 import numpy as np
-import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +18,8 @@ class TaskEvaluator:
     - rank classification: score every label word as the target
       (summed log-likelihood) and pick the most likely.
 
-    Both run as one compiled function per batch with static shapes.
+    Both use the model's own compiled functions (`generate()`, KerasHub's
+    cached decoding, and `score()`), XLA-compiled when the model is.
 
     Args:
         model: a `keras_prompt.PromptedT5Seq2SeqLM`.
@@ -28,7 +28,6 @@ class TaskEvaluator:
             tokenizer.
         batch_size: evaluation batch size.
         rank_classification: score label words instead of decoding.
-        jit_compile: compile with XLA.
 
     Example:
 
@@ -39,85 +38,43 @@ class TaskEvaluator:
     """
 
     def __init__(self, model, task, pipeline, batch_size=32,
-                 rank_classification=False, jit_compile=True):
+                 rank_classification=False):
         self.model = model
         self.task = task
         self.pipeline = pipeline
         self.batch_size = int(batch_size)
         self.rank_classification = bool(rank_classification)
-        self.jit_compile = bool(jit_compile)
-        self._greedy_fn = None
-        self._rank_fn = None
-
-    # === Compiled steps ===
-
-    def _greedy(self):
-        if self._greedy_fn is None:
-            model = self.model
-            length = self.pipeline.max_target_length
-            pad_id = self.pipeline.pad_id
-
-            def greedy(encoder_token_ids, encoder_padding_mask):
-                encoder_outputs, mask = model.encode(
-                    encoder_token_ids, encoder_padding_mask, training=False)
-                batch = tf.shape(encoder_token_ids)[0]
-                # Position 0 holds the decoder start (pad) id; the causal mask
-                # keeps later, not yet written positions from mattering.
-                tokens = tf.fill([batch, length], pad_id)
-                ones = tf.ones([batch, length], tf.int32)
-                outputs = tf.zeros([batch, length], tf.int32)
-                positions = tf.range(length)
-                for step in range(length):
-                    logits = model.decode(encoder_outputs, mask, tokens, ones,
-                                          training=False)
-                    next_ids = tf.argmax(logits[:, step, :], axis=-1,
-                                         output_type=tf.int32)
-                    here = tf.equal(positions, step)[None, :]
-                    outputs = tf.where(here, next_ids[:, None], outputs)
-                    if step + 1 < length:
-                        there = tf.equal(positions, step + 1)[None, :]
-                        tokens = tf.where(there, next_ids[:, None], tokens)
-                return outputs
-
-            self._greedy_fn = tf.function(greedy, jit_compile=self.jit_compile)
-        return self._greedy_fn
-
-    def _rank(self):
-        if self._rank_fn is None:
-            model = self.model
-            dec_ids, dec_mask, targets, target_mask = (
-                self.pipeline.encode_label_words(self.task.label_words))
-
-            def rank(encoder_token_ids, encoder_padding_mask):
-                encoder_outputs, mask = model.encode(
-                    encoder_token_ids, encoder_padding_mask, training=False)
-                batch = tf.shape(encoder_token_ids)[0]
-                scores = []
-                for c in range(len(self.task.label_words)):
-                    tile = lambda t: tf.tile(t[c][None, :], [batch, 1])  # noqa
-                    logits = model.decode(
-                        encoder_outputs, mask, tile(dec_ids), tile(dec_mask),
-                        training=False)
-                    log_probs = tf.nn.log_softmax(
-                        tf.cast(logits, tf.float32), axis=-1)
-                    picked = tf.gather(log_probs, tile(targets), axis=-1,
-                                       batch_dims=2)
-                    scores.append(tf.reduce_sum(
-                        picked * tile(target_mask), axis=-1))
-                return tf.stack(scores, axis=1)
-
-            self._rank_fn = tf.function(rank, jit_compile=self.jit_compile)
-        return self._rank_fn
-
-    # === Public API ===
+        self._label_token_ids = None
 
     def generate_ids(self, encoder_token_ids, encoder_padding_mask):
         """Greedy target ids `[batch, max_target_length]`."""
-        return self._greedy()(encoder_token_ids, encoder_padding_mask).numpy()
+        outputs = self.model.generate(
+            {
+                "encoder_token_ids": encoder_token_ids,
+                "encoder_padding_mask": encoder_padding_mask,
+            },
+            max_length=self.pipeline.max_target_length + 1,
+            stop_token_ids=(self.pipeline.end_id,),
+        )
+        # Column 0 is the decoder start token.
+        return outputs["decoder_token_ids"][:, 1:]
 
     def score(self, encoder_token_ids, encoder_padding_mask):
         """Label-word log-likelihoods `[batch, num_labels]`."""
-        return self._rank()(encoder_token_ids, encoder_padding_mask).numpy()
+        if self._label_token_ids is None:
+            _, _, targets, target_mask = self.pipeline.encode_label_words(
+                self.task.label_words)
+            self._label_token_ids = [
+                [int(t) for t, keep in zip(row, keep_row) if keep]
+                for row, keep_row in zip(targets.numpy(), target_mask.numpy())
+            ]
+        return self.model.score(
+            {
+                "encoder_token_ids": encoder_token_ids,
+                "encoder_padding_mask": encoder_padding_mask,
+            },
+            self._label_token_ids,
+        )
 
     def text_to_label(self, text):
         """The label index of a decoded text, or -1."""

@@ -383,8 +383,7 @@ def train(
     if val_examples is not None:
         evaluator = TaskEvaluator(
             model, task, pipeline, batch_size=eval_batch_size,
-            rank_classification=rank_classification,
-            jit_compile=bool(jit_compile) and replicas == 1 and not on_tpu)
+            rank_classification=rank_classification)
         validation = ValidationCallback(
             evaluator, val_examples, val_stats["num_examples"],
             best_path=prompt_path if chief else None, save_kwargs=save_kwargs,
