@@ -187,6 +187,13 @@ def _run(args):
             f"Duplicate task names {duplicates}; name them with --prompt NAME=FILE."
         )
     prompt_length = lengths.pop() if lengths else args.prompt_length
+    if args.format == "savedmodel" and not args.overwrite:
+        version_dir = os.path.join(args.output, args.model_name, str(args.version))
+        if os.path.exists(version_dir):
+            raise FileExistsError(
+                f"'{version_dir}' already exists. Export to a new --version "
+                "(TF Serving serves the highest), or pass --overwrite."
+            )
 
     model = PromptedT5Seq2SeqLM.from_preset(
         args.backbone,

@@ -40,7 +40,9 @@ def _smoke_feed(specs):
     return feed
 
 
-def validate_onnx(path, expected_inputs, expected_outputs, smoke_feed=None):
+def validate_onnx(
+    path, expected_inputs, expected_outputs, smoke_feed=None, display_name=None
+):
     """Validates an ONNX file; raises `ExportError` on any problem.
 
     Checks: `onnx.checker` (full check with shape inference), no op outside
@@ -52,11 +54,12 @@ def validate_onnx(path, expected_inputs, expected_outputs, smoke_feed=None):
     import onnx
     import onnxruntime as ort
 
+    name = display_name or path
     try:
         model = onnx.load(path)
         onnx.checker.check_model(model, full_check=True)
     except Exception as error:
-        raise ExportError(f"onnx.checker rejected '{path}': {error}") from error
+        raise ExportError(f"onnx.checker rejected '{name}': {error}") from error
     foreign = sorted(
         {
             f"{node.domain or 'ai.onnx'}::{node.op_type}"
@@ -66,7 +69,7 @@ def validate_onnx(path, expected_inputs, expected_outputs, smoke_feed=None):
     )
     if foreign:
         raise ExportError(
-            f"'{path}' contains ops outside standard ONNX ({', '.join(foreign)}): "
+            f"'{name}' contains ops outside standard ONNX ({', '.join(foreign)}): "
             "tf2onnx could not convert them."
         )
     initializers = {init.name for init in model.graph.initializer}
@@ -75,7 +78,7 @@ def validate_onnx(path, expected_inputs, expected_outputs, smoke_feed=None):
         extra = sorted(set(inputs) - set(expected_inputs))
         missing = sorted(set(expected_inputs) - set(inputs))
         raise ExportError(
-            f"'{path}' has graph inputs {inputs}, expected {list(expected_inputs)}"
+            f"'{name}' has graph inputs {inputs}, expected {list(expected_inputs)}"
             + (f"; dangling inputs {extra} (a tensor captured by the traced "
                "function instead of being a constant)" if extra else "")
             + (f"; missing {missing}" if missing else "")
@@ -84,7 +87,7 @@ def validate_onnx(path, expected_inputs, expected_outputs, smoke_feed=None):
     outputs = [o.name for o in model.graph.output]
     if sorted(outputs) != sorted(expected_outputs):
         raise ExportError(
-            f"'{path}' has graph outputs {outputs}, expected "
+            f"'{name}' has graph outputs {outputs}, expected "
             f"{list(expected_outputs)}."
         )
     try:
@@ -93,7 +96,7 @@ def validate_onnx(path, expected_inputs, expected_outputs, smoke_feed=None):
             session.run(None, smoke_feed)
     except Exception as error:
         raise ExportError(
-            f"onnxruntime cannot run '{path}': {error}"
+            f"onnxruntime cannot run '{name}': {error}"
         ) from error
 
 
@@ -204,6 +207,7 @@ def export_onnx(
             [spec.name for spec in specs],
             [output_name],
             smoke_feed=_smoke_feed(specs),
+            display_name=path,
         )
     logger.info("Exported %s-mode ONNX %s graph to %s.", mode, graph, path)
     return path

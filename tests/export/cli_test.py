@@ -1,4 +1,5 @@
-"""`keras-prompt export` on a local preset directory."""
+"""`keras-prompt export`: one end-to-end run on a local preset directory;
+the other cases reuse the in-memory model instead of reloading the preset."""
 
 import json
 import os
@@ -17,6 +18,28 @@ def preset_dir(export_setup):
     return str(path)
 
 
+@pytest.fixture
+def loaded_from_memory(export_setup, monkeypatch):
+    """`from_preset` returns a model on the shared in-memory backbone."""
+    import keras_prompt
+
+    shared = export_setup["model"]
+    calls = []
+
+    def from_preset(preset, encoder_sequence_length=None,
+                    decoder_sequence_length=None, prompt_length=None, **kwargs):
+        calls.append(preset)
+        return keras_prompt.PromptedT5Seq2SeqLM(
+            shared.backbone, preprocessor=shared.preprocessor,
+            prompt_length=prompt_length,
+        )
+
+    monkeypatch.setattr(
+        keras_prompt.PromptedT5Seq2SeqLM, "from_preset", staticmethod(from_preset)
+    )
+    return calls
+
+
 def _main(argv):
     from keras_prompt.cli import main
 
@@ -32,7 +55,7 @@ def test_export_command_is_registered():
     assert args.format == "onnx" and args.graph == "both"
 
 
-def test_savedmodel_bank(export_setup, preset_dir, tmp_path, capsys):
+def test_savedmodel_bank_from_preset_dir(export_setup, preset_dir, tmp_path, capsys):
     files = export_setup["files"]
     status = _main(
         [
@@ -54,7 +77,7 @@ def test_savedmodel_bank(export_setup, preset_dir, tmp_path, capsys):
         metadata = json.load(file)
     assert metadata["mode"] == "bank"
     assert metadata["task_names"] == ["entail", "sst2"]
-    # The same version again is refused with a clean error.
+    # The same version again is refused with a clean error (before loading).
     status = _main(
         ["export", "--backbone", preset_dir, "--prompt", files["rte"],
          "--output", str(tmp_path), "--model-name", "bank"]
@@ -63,11 +86,11 @@ def test_savedmodel_bank(export_setup, preset_dir, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-def test_onnx_generate_baked(export_setup, preset_dir, tmp_path, capsys):
+def test_onnx_generate_baked(export_setup, loaded_from_memory, tmp_path):
     status = _main(
         [
             "export",
-            "--backbone", preset_dir,
+            "--backbone", "tiny",
             "--prompt", export_setup["files"]["rte"],
             "--format", "onnx",
             "--graph", "generate",
@@ -76,28 +99,37 @@ def test_onnx_generate_baked(export_setup, preset_dir, tmp_path, capsys):
         ]
     )
     assert status == 0
+    assert loaded_from_memory == ["tiny"]
     assert os.listdir(tmp_path) == ["keras_prompt_generate.onnx"]
 
 
-def test_foreign_prompt_is_refused(preset_dir, tmp_path, capsys):
-    import keras_prompt
-
-    from tests.conftest import make_tiny_backbone
-
-    other = keras_prompt.PromptedT5Seq2SeqLM(
-        make_tiny_backbone(tied=False, seed=9), prompt_length=4
-    )
-    foreign = other.save_prompt(str(tmp_path / "foreign.safetensors"), task="x")
+def test_tflite_runtime(loaded_from_memory, tmp_path):
     status = _main(
-        ["export", "--backbone", preset_dir, "--prompt", foreign,
+        [
+            "export", "--backbone", "tiny", "--mode", "runtime",
+            "--prompt-length", "4", "--format", "tflite", "--graph", "forward",
+            "--batch-size", "2", "--output", str(tmp_path),
+        ]
+    )
+    assert status == 0
+    assert sorted(os.listdir(tmp_path)) == [
+        "keras_prompt_forward.tflite", "keras_prompt_forward.tflite.json"
+    ]
+
+
+def test_foreign_prompt_is_refused(
+    loaded_from_memory, foreign_prompt_file, tmp_path, capsys
+):
+    status = _main(
+        ["export", "--backbone", "tiny", "--prompt", foreign_prompt_file,
          "--output", str(tmp_path / "out")]
     )
     assert status == 2
     assert "fingerprint" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out" / "keras_prompt")
 
 
-def test_argument_errors(export_setup, preset_dir, tmp_path, capsys):
+def test_argument_errors(export_setup, tmp_path, capsys):
     files = export_setup["files"]
     cases = [
         (["--mode", "runtime"], "--prompt-length"),
@@ -109,7 +141,7 @@ def test_argument_errors(export_setup, preset_dir, tmp_path, capsys):
     ]
     for extra, message in cases:
         status = _main(
-            ["export", "--backbone", preset_dir, "--output", str(tmp_path)] + extra
+            ["export", "--backbone", "unused", "--output", str(tmp_path)] + extra
         )
         assert status == 2, extra
         assert message in capsys.readouterr().err

@@ -137,6 +137,18 @@ def _calibrate_end_token(model, prompts, encoder_batches):
 
 
 @pytest.fixture(scope="session")
+def foreign_prompt_file(tmp_path_factory):
+    """A prompt file trained on a different backbone (other weights)."""
+    import keras_prompt
+
+    other = keras_prompt.PromptedT5Seq2SeqLM(
+        make_tiny_backbone(tied=False, seed=7), prompt_length=PROMPT_LENGTH
+    )
+    path = tmp_path_factory.mktemp("foreign") / "foreign.safetensors"
+    return other.save_prompt(str(path), task="foreign")
+
+
+@pytest.fixture(scope="session")
 def export_setup(tmp_path_factory):
     """The model, its bank of prompt files and Keras reference outputs."""
     import keras_prompt

@@ -161,16 +161,37 @@ def test_dangling_input_and_unsupported_op_are_export_errors(tmp_path):
             validate_onnx(path, ["x"], ["y"], {"x": np.ones((1, 2), np.float32)})
 
 
-def test_failed_export_leaves_nothing(export_setup, tmp_path, monkeypatch):
+def test_invalid_conversion_is_refused_and_leaves_nothing(
+    export_setup, tmp_path, monkeypatch
+):
+    """tf2onnx "succeeds" with an op ONNX does not know (as it does for
+    XlaDynamicUpdateSlice): the export must fail and write nothing."""
+    import onnx
+    import tf2onnx
+
     from keras_prompt.export import ExportError
-    from keras_prompt.export import onnx_export
+    from keras_prompt.export import export_onnx
 
-    def reject(*args, **kwargs):
-        raise ExportError("rejected for the test")
-
-    monkeypatch.setattr(onnx_export, "validate_onnx", reject)
-    with pytest.raises(ExportError, match="rejected"):
-        onnx_export.export_onnx(
-            export_setup["model"], str(tmp_path / "m.onnx"), mode="baked"
+    def fake_from_function(function, input_signature=None, opset=None, **kwargs):
+        inputs = [
+            onnx.helper.make_tensor_value_info(
+                spec.name, onnx.TensorProto.INT32, [None, None]
+            )
+            for spec in input_signature
+        ]
+        output = onnx.helper.make_tensor_value_info(
+            "logits", onnx.TensorProto.FLOAT, [None, None]
         )
+        node = onnx.helper.make_node(
+            "XlaDynamicUpdateSlice", [inputs[0].name], ["logits"]
+        )
+        graph = onnx.helper.make_graph([node], "bad", inputs, [output])
+        model = onnx.helper.make_model(
+            graph, opset_imports=[onnx.helper.make_opsetid("", opset)]
+        )
+        return model, None
+
+    monkeypatch.setattr(tf2onnx.convert, "from_function", fake_from_function)
+    with pytest.raises(ExportError, match="XlaDynamicUpdateSlice"):
+        export_onnx(export_setup["model"], str(tmp_path / "m.onnx"), mode="baked")
     assert os.listdir(tmp_path) == []

@@ -154,6 +154,19 @@ def test_mixed_task_contract_in_keras(export_setup):
         alone = {key: value[row : row + 1] for key, value in batch.items()}
         logits = np.asarray(model({**alone, "prompts": prompts[row : row + 1]}))
         np.testing.assert_allclose(logits[0], batched[row], atol=1e-5, rtol=0)
+    # Generated ids too (a row alone stops at its own </s>, leaving 0s).
+    encoder = generate_inputs(batch)
+    alone_ids = np.concatenate(
+        [
+            keras_generate_ids(
+                model,
+                {key: value[row : row + 1] for key, value in encoder.items()},
+                prompts[row : row + 1],
+            )
+            for row in range(len(prompts))
+        ]
+    )
+    assert_ids_match(alone_ids, setup["reference"]["ids"])
 
 
 def test_runtime_and_baked_match_keras(export_setup, saved_models):
@@ -239,14 +252,13 @@ def test_saved_model_cli_describes_export(saved_models):
         assert name in result.stdout
 
 
-def test_refuses_prompt_from_another_backbone(export_setup, tmp_path):
+def test_refuses_prompt_from_another_backbone(
+    export_setup, foreign_prompt_file, tmp_path
+):
     import keras_prompt
     from keras_prompt.export import export_saved_model
 
-    other = keras_prompt.PromptedT5Seq2SeqLM(
-        make_tiny_backbone(tied=False, seed=7), prompt_length=PROMPT_LENGTH
-    )
-    foreign = other.save_prompt(str(tmp_path / "foreign.safetensors"), task="x")
+    foreign = foreign_prompt_file
     files = {**export_setup["files"], "foreign": foreign}
     with pytest.raises(keras_prompt.PromptFileError, match="fingerprint"):
         export_saved_model(export_setup["model"], tmp_path, mode="bank", prompts=files)
