@@ -33,6 +33,7 @@ setup(
         "keras>=3.10,<4",
         "keras-hub>=0.32,<0.33",
         "tensorflow-datasets>=4.9.9,<5",
+        "tensorboard>=2.21,<2.22",
         "tf2onnx>=1.17,<1.18",
         "onnx>=1.17",
         "onnxruntime>=1.20",
