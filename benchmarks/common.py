@@ -152,7 +152,7 @@ def summarize(seconds_per_step):
     }
 
 
-def time_steps(step, warmup, steps, sync=None):
+def time_steps(step, warmup, steps, sync=None, cpu_times=None):
     """Runs `step()` `warmup` times untimed, then `steps` times timed.
 
     Args:
@@ -162,10 +162,13 @@ def time_steps(step, warmup, steps, sync=None):
         sync: optional callable applied to `step()`'s result inside the
             timed region (e.g. `.numpy()`), so asynchronous work finishes
             before the clock stops.
+        cpu_times: optional list; receives the process CPU seconds (all
+            threads, user + system) of each timed call. Unlike wall time it
+            barely grows when other processes compete for the cores.
 
     Returns:
-        `(first_call_seconds, [seconds per timed call])`; the first call
-        includes tracing and compilation.
+        `(first_call_seconds, [wall seconds per timed call])`; the first
+        call includes tracing and compilation.
     """
     first = None
     for index in range(warmup):
@@ -178,10 +181,13 @@ def time_steps(step, warmup, steps, sync=None):
     times = []
     for _ in range(steps):
         start = time.perf_counter()
+        cpu_start = time.process_time()
         result = step()
         if sync is not None:
             sync(result)
         times.append(time.perf_counter() - start)
+        if cpu_times is not None:
+            cpu_times.append(time.process_time() - cpu_start)
     return first, times
 
 

@@ -56,7 +56,9 @@ class _Context:
         return common.round_floats(record)
 
 
-def _timing_fields(first, times, examples_per_call, tokens_per_example=None):
+def _timing_fields(
+    first, times, examples_per_call, tokens_per_example=None, cpu_times=None
+):
     fields = {
         "seconds_per_call": common.summarize(times),
         "first_call_seconds": first,
@@ -66,6 +68,11 @@ def _timing_fields(first, times, examples_per_call, tokens_per_example=None):
         fields["tokens_per_second"] = common.throughput(
             times, examples_per_call * tokens_per_example
         )
+    if cpu_times:
+        # Process CPU seconds (all threads) per call: a load-robust view of
+        # the work; with perfect scaling on `threads` cores the uncontended
+        # wall time would be cpu / threads.
+        fields["cpu_seconds_per_call"] = common.summarize(cpu_times)
     return fields
 
 
@@ -100,15 +107,18 @@ def _fit_timed(ctx, model, dataset, warmup, steps):
     import keras
 
     stamps = []
+    cpu_stamps = []
 
     class Timer(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             stamps.append(time.perf_counter())
+            cpu_stamps.append(time.process_time())
 
         def on_train_batch_end(self, batch, logs=None):
             if logs and "loss" in logs:
                 float(logs["loss"])  # forces the step to finish
             stamps.append(time.perf_counter())
+            cpu_stamps.append(time.process_time())
 
     spe = int(ctx.spec.get("steps_per_execution", 1))
     executions = warmup + steps
@@ -120,9 +130,11 @@ def _fit_timed(ctx, model, dataset, warmup, steps):
         callbacks=[Timer()],
     )
     deltas = [b - a for a, b in zip(stamps, stamps[1:])]
+    cpu_deltas = [b - a for a, b in zip(cpu_stamps, cpu_stamps[1:])]
     first = deltas[0]
     times = [delta / spe for delta in deltas[warmup:]]
-    return first, times, history
+    cpu_times = [delta / spe for delta in cpu_deltas[warmup:]]
+    return first, times, cpu_times
 
 
 def measure_train(ctx):
@@ -139,7 +151,7 @@ def measure_train(ctx):
     peak_before_training = common.peak_rss_mb()
     common.reset_peak_rss()
     backbone_before = [w.numpy().sum() for w in model.backbone.weights[:3]]
-    first, times, _ = _fit_timed(
+    first, times, cpu_times = _fit_timed(
         ctx, model, dataset, int(spec.get("warmup", 2)), int(spec.get("steps", 10))
     )
     frozen = all(
@@ -156,7 +168,9 @@ def measure_train(ctx):
         ctx.record(
             "train",
             settings,
-            **_timing_fields(first, times, spec["batch_size"], tokens),
+            **_timing_fields(
+                first, times, spec["batch_size"], tokens, cpu_times=cpu_times
+            ),
             seconds_per_step=common.summarize(times),
             tokens_counted="encoder + decoder tokens (prompt excluded)",
             trainable_parameters=int(
@@ -197,11 +211,13 @@ def measure_forward(ctx):
     )
     inputs = _to_tensors(tf, x)
     forward = _forward_function(tf, model, xla)
+    cpu_times = []
     first, times = common.time_steps(
         lambda: forward(inputs),
         int(spec.get("warmup", 2)),
         int(spec.get("steps", 10)),
         sync=lambda logits: logits.numpy(),
+        cpu_times=cpu_times,
     )
     settings = {
         key: spec[key]
@@ -212,7 +228,7 @@ def measure_forward(ctx):
         ctx.record(
             "forward",
             settings,
-            **_timing_fields(first, times, spec["batch_size"]),
+            **_timing_fields(first, times, spec["batch_size"], cpu_times=cpu_times),
             tracings=_tracing_count(forward),
             peak_rss_mb=common.peak_rss_mb(),
         )
@@ -225,10 +241,12 @@ def _generate_timed(ctx, model, batch, prompts=None):
     def step():
         return model.generate(batch, stop_token_ids=None, prompts=prompts)
 
+    cpu_times = []
     first, times = common.time_steps(
-        step, int(spec.get("warmup", 2)), int(spec.get("steps", 10))
+        step, int(spec.get("warmup", 2)), int(spec.get("steps", 10)),
+        cpu_times=cpu_times,
     )
-    return first, times, step()
+    return first, times, cpu_times, step()
 
 
 def measure_generate(ctx):
@@ -243,7 +261,7 @@ def measure_generate(ctx):
     batch = configs.generation_batch(
         spec["batch_size"], spec["encoder_length"], new_tokens, vocab
     )
-    first, times, output = _generate_timed(ctx, model, batch)
+    first, times, cpu_times, output = _generate_timed(ctx, model, batch)
     settings = {
         key: spec[key] for key in ("batch_size", "encoder_length", "prompt_length")
     }
@@ -252,7 +270,7 @@ def measure_generate(ctx):
         ctx.record(
             "generate",
             settings,
-            **_timing_fields(first, times, spec["batch_size"]),
+            **_timing_fields(first, times, spec["batch_size"], cpu_times=cpu_times),
             generated_shape=list(output["decoder_token_ids"].shape),
             tracings=_tracing_count(model.generate_function),
             peak_rss_mb=common.peak_rss_mb(),
@@ -310,18 +328,23 @@ def measure_mixed(ctx):
             ("single", lambda: single(inputs)),
             ("mixed", lambda: mixed(inputs, ids)),
         ):
+            cpu_times = []
             first, times = common.time_steps(
                 step, warmup if round_index == 0 else 1, steps,
-                sync=lambda logits: logits.numpy(),
+                sync=lambda logits: logits.numpy(), cpu_times=cpu_times,
             )
-            results.setdefault(name, {"times": [], "first": first})
+            results.setdefault(name, {"times": [], "cpu": [], "first": first})
             results[name]["times"] += times
+            results[name]["cpu"] += cpu_times
     for name in ("single", "mixed"):
         common.emit(
             ctx.record(
                 "mixed_forward",
                 dict(settings, batch=name),
-                **_timing_fields(results[name]["first"], results[name]["times"], batch_size),
+                **_timing_fields(
+                    results[name]["first"], results[name]["times"], batch_size,
+                    cpu_times=results[name]["cpu"],
+                ),
             )
         )
     ratio = common.summarize(results["single"]["times"])["median"] / common.summarize(
@@ -349,17 +372,23 @@ def measure_mixed(ctx):
             def step(prompt_arg=prompt_arg):
                 return model.generate(batch, stop_token_ids=None, prompts=prompt_arg)
 
+            cpu_times = []
             first, times = common.time_steps(
-                step, warmup if round_index == 0 else 1, steps
+                step, warmup if round_index == 0 else 1, steps,
+                cpu_times=cpu_times,
             )
-            results.setdefault(name, {"times": [], "first": first})
+            results.setdefault(name, {"times": [], "cpu": [], "first": first})
             results[name]["times"] += times
+            results[name]["cpu"] += cpu_times
     for name in ("single", "mixed"):
         common.emit(
             ctx.record(
                 "mixed_generate",
                 dict(settings, batch=name),
-                **_timing_fields(results[name]["first"], results[name]["times"], batch_size),
+                **_timing_fields(
+                    results[name]["first"], results[name]["times"], batch_size,
+                    cpu_times=results[name]["cpu"],
+                ),
             )
         )
     ratio = common.summarize(results["single"]["times"])["median"] / common.summarize(
@@ -444,13 +473,16 @@ def measure_runtimes(ctx):
     reference = {}
 
     def run(runtime, graph, step, sync, extra_settings, **fields):
-        first, times = common.time_steps(step, warmup, steps, sync=sync)
+        cpu_times = []
+        first, times = common.time_steps(
+            step, warmup, steps, sync=sync, cpu_times=cpu_times
+        )
         output = step()
         common.emit(
             ctx.record(
                 f"runtime_{graph}",
                 dict(settings, runtime=runtime, **extra_settings),
-                **_timing_fields(first, times, batch_size),
+                **_timing_fields(first, times, batch_size, cpu_times=cpu_times),
                 **fields,
                 **_agreement(graph, output),
             )
