@@ -31,6 +31,10 @@ import logging
 import os
 import sys
 
+# Before anything imports TensorFlow (subcommand modules may).
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 # Optional modules that register more subcommands when they exist.
 SUBCOMMAND_MODULES = [
     "keras_prompt.export.cli",
@@ -508,8 +512,6 @@ def main(argv=None):
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return args._run(args)
     except (ValueError, FileNotFoundError) as e:
