@@ -64,7 +64,9 @@ class OnnxPromptClient:
             )
         self.mode = self.metadata["mode"]
         self.task_names = list(self.metadata.get("task_names") or [])
-        self.encoder_sequence_length = int(self.metadata["encoder_sequence_length"])
+        self.encoder_sequence_length = int(
+            self.metadata["encoder_sequence_length"]
+        )
         self.end_token_id = int(self.metadata["end_token_id"])
         self.strip_token_ids = set(self.metadata.get("strip_token_ids", [0, 1]))
         if sentencepiece_model is not None:
@@ -99,7 +101,9 @@ class OnnxPromptClient:
             )
         ids = []
         for task in tasks:
-            if isinstance(task, (int, np.integer)) and not isinstance(task, bool):
+            if isinstance(task, (int, np.integer)) and not isinstance(
+                task, bool
+            ):
                 task_id = int(task)
             elif isinstance(task, str) and task in self.task_names:
                 task_id = self.task_names.index(task)
@@ -160,7 +164,9 @@ class OnnxPromptClient:
                 )
             prompts = np.asarray(prompts, np.float32)
             if prompts.ndim == 2:
-                prompts = np.broadcast_to(prompts, (len(texts),) + prompts.shape)
+                prompts = np.broadcast_to(
+                    prompts, (len(texts),) + prompts.shape
+                )
             expected = (
                 len(texts),
                 self.metadata["prompt_length"],
@@ -180,7 +186,9 @@ class OnnxPromptClient:
     def generate(self, texts, tasks=None, prompts=None):
         """Strings -> generated strings (one per input)."""
         single = isinstance(texts, str)
-        outputs = self.decode(self.generate_ids(texts, tasks=tasks, prompts=prompts))
+        outputs = self.decode(
+            self.generate_ids(texts, tasks=tasks, prompts=prompts)
+        )
         return outputs[0] if single else outputs
 
 
@@ -189,15 +197,18 @@ def main(argv=None):
     parser.add_argument("model", help="the .onnx generate graph")
     parser.add_argument("texts", nargs="+", help="input strings")
     parser.add_argument(
-        "--task", action="append", help="task name or id (bank mode); once, "
-        "or once per input"
+        "--task",
+        action="append",
+        help="task name or id (bank mode); once, " "or once per input",
     )
     parser.add_argument(
         "--prompt", help="runtime mode: a .npy file with a [P, H] prompt"
     )
     parser.add_argument("--sentencepiece-model", help="tokenizer .model file")
     args = parser.parse_args(argv)
-    client = OnnxPromptClient(args.model, sentencepiece_model=args.sentencepiece_model)
+    client = OnnxPromptClient(
+        args.model, sentencepiece_model=args.sentencepiece_model
+    )
     tasks = None
     if args.task:
         tasks = args.task[0] if len(args.task) == 1 else args.task

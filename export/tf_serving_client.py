@@ -114,11 +114,18 @@ def request_to_json(request):
     for name, proto in request.inputs.items():
         value = tf.make_ndarray(proto)
         if value.dtype == object:
-            value = np.vectorize(
-                lambda b: b.decode("utf-8"), otypes=[object]
-            )(value) if value.size else value
+            value = (
+                np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(
+                    value
+                )
+                if value.size
+                else value
+            )
         inputs[name] = value.tolist()
-    return {"signature_name": request.model_spec.signature_name, "inputs": inputs}
+    return {
+        "signature_name": request.model_spec.signature_name,
+        "inputs": inputs,
+    }
 
 
 class TFServingClient:
@@ -132,9 +139,13 @@ class TFServingClient:
         timeout: seconds per request.
     """
 
-    def __init__(self, server, model_name, protocol="grpc", version=None, timeout=30.0):
+    def __init__(
+        self, server, model_name, protocol="grpc", version=None, timeout=30.0
+    ):
         if protocol not in ("grpc", "rest"):
-            raise ValueError(f"protocol must be 'grpc' or 'rest'; got {protocol!r}.")
+            raise ValueError(
+                f"protocol must be 'grpc' or 'rest'; got {protocol!r}."
+            )
         self.server = server
         self.model_name = model_name
         self.protocol = protocol
@@ -148,7 +159,9 @@ class TFServingClient:
             from tensorflow_serving.apis import prediction_service_pb2_grpc
 
             channel = grpc.insecure_channel(self.server)
-            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(
+                channel
+            )
         return self._stub
 
     def predict(self, request):
@@ -156,36 +169,56 @@ class TFServingClient:
         if self.protocol == "grpc":
             response = self._grpc_stub().Predict(request, timeout=self.timeout)
             return {
-                name: tf.make_ndarray(proto) for name, proto in response.outputs.items()
+                name: tf.make_ndarray(proto)
+                for name, proto in response.outputs.items()
             }
         url = f"http://{self.server}/v1/models/{self.model_name}"
         if self.version is not None:
             url += f"/versions/{int(self.version)}"
         body = json.dumps(request_to_json(request)).encode("utf-8")
         http_request = urllib.request.Request(
-            url + ":predict", data=body, headers={"Content-Type": "application/json"}
+            url + ":predict",
+            data=body,
+            headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(http_request, timeout=self.timeout) as reply:
+            with urllib.request.urlopen(
+                http_request, timeout=self.timeout
+            ) as reply:
                 payload = json.loads(reply.read().decode("utf-8"))
         except urllib.error.HTTPError as error:
             detail = error.read().decode("utf-8", "replace")
-            raise RuntimeError(f"TF Serving returned HTTP {error.code}: {detail}") from error
+            raise RuntimeError(
+                f"TF Serving returned HTTP {error.code}: {detail}"
+            ) from error
         outputs = payload["outputs"]
         if not isinstance(outputs, dict):
-            name = "outputs" if request.model_spec.signature_name == "serving_default" else "token_ids"
+            name = (
+                "outputs"
+                if request.model_spec.signature_name == "serving_default"
+                else "token_ids"
+            )
             outputs = {name: outputs}
         return {name: np.asarray(value) for name, value in outputs.items()}
 
     def generate(self, texts, tasks=None, prompts=None):
         """Strings -> strings through `serving_default`."""
         request = make_predict_request(
-            self.model_name, texts, tasks=tasks, prompts=prompts, version=self.version
+            self.model_name,
+            texts,
+            tasks=tasks,
+            prompts=prompts,
+            version=self.version,
         )
         outputs = self.predict(request)["outputs"]
-        return [o.decode("utf-8") if isinstance(o, bytes) else str(o) for o in outputs]
+        return [
+            o.decode("utf-8") if isinstance(o, bytes) else str(o)
+            for o in outputs
+        ]
 
-    def generate_ids(self, encoder_token_ids, encoder_padding_mask, tasks=None, prompts=None):
+    def generate_ids(
+        self, encoder_token_ids, encoder_padding_mask, tasks=None, prompts=None
+    ):
         """Token ids -> generated ids through `generate_ids`."""
         request = make_generate_ids_request(
             self.model_name,
@@ -199,17 +232,22 @@ class TFServingClient:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="keras-prompt TF Serving client")
+    parser = argparse.ArgumentParser(
+        description="keras-prompt TF Serving client"
+    )
     parser.add_argument("texts", nargs="+", help="input strings")
     parser.add_argument("--server", default="localhost:8500", help="host:port")
     parser.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
     parser.add_argument("--model", default="keras_prompt", help="model name")
     parser.add_argument("--version", type=int, default=None)
     parser.add_argument(
-        "--task", action="append", help="task name or id (bank mode); once, "
-        "or once per input"
+        "--task",
+        action="append",
+        help="task name or id (bank mode); once, " "or once per input",
     )
-    parser.add_argument("--prompt", help="runtime mode: .npy file with a [P, H] prompt")
+    parser.add_argument(
+        "--prompt", help="runtime mode: .npy file with a [P, H] prompt"
+    )
     args = parser.parse_args(argv)
     client = TFServingClient(
         args.server, args.model, protocol=args.protocol, version=args.version

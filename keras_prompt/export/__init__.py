@@ -27,7 +27,9 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'keras_prompt.export' has no attribute {name!r}")
+    raise AttributeError(
+        f"module 'keras_prompt.export' has no attribute {name!r}"
+    )
 
 
 def __dir__():

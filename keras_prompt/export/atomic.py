@@ -61,7 +61,9 @@ def atomic_file(destination):
     parent = os.path.dirname(destination)
     os.makedirs(parent, exist_ok=True)
     handle, temp = tempfile.mkstemp(
-        prefix="." + os.path.basename(destination) + ".", suffix=".tmp", dir=parent
+        prefix="." + os.path.basename(destination) + ".",
+        suffix=".tmp",
+        dir=parent,
     )
     os.close(handle)
     try:

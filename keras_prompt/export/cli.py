@@ -42,7 +42,9 @@ def parse_prompt_argument(text):
     if os.path.isdir(path):
         path = os.path.join(path, "prompt.safetensors")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--prompt {text!r}: no prompt file at '{path}'.")
+        raise FileNotFoundError(
+            f"--prompt {text!r}: no prompt file at '{path}'."
+        )
     return name, path
 
 
@@ -130,7 +132,10 @@ def add_arguments(parser):
         help="fixed TFLite forward-graph decoder length (default: the preset's)",
     )
     parser.add_argument(
-        "--batch-size", type=positive_int, default=1, help="TFLite fixed batch size"
+        "--batch-size",
+        type=positive_int,
+        default=1,
+        help="TFLite fixed batch size",
     )
 
 
@@ -155,7 +160,9 @@ def _run(args):
     for text in args.prompt:
         name, path = parse_prompt_argument(text)
         values, metadata = read_prompt_file(path)
-        entries.append((_task_name(name, path, metadata), path, values.shape[0]))
+        entries.append(
+            (_task_name(name, path, metadata), path, values.shape[0])
+        )
     mode = args.mode or (
         "runtime" if not entries else "baked" if len(entries) == 1 else "bank"
     )
@@ -188,7 +195,9 @@ def _run(args):
         )
     prompt_length = lengths.pop() if lengths else args.prompt_length
     if args.format == "savedmodel" and not args.overwrite:
-        version_dir = os.path.join(args.output, args.model_name, str(args.version))
+        version_dir = os.path.join(
+            args.output, args.model_name, str(args.version)
+        )
         if os.path.exists(version_dir):
             raise FileExistsError(
                 f"'{version_dir}' already exists. Export to a new --version "
@@ -223,7 +232,9 @@ def _run(args):
             )
         )
     else:
-        graphs = ("forward", "generate") if args.graph == "both" else (args.graph,)
+        graphs = (
+            ("forward", "generate") if args.graph == "both" else (args.graph,)
+        )
         for graph in graphs:
             path = os.path.join(
                 args.output, f"{args.model_name}_{graph}.{args.format}"
@@ -254,7 +265,9 @@ def _run(args):
                     )
                 )
     if mode == "bank":
-        print("tasks: " + ", ".join(f"{i}={name}" for i, name in enumerate(names)))
+        print(
+            "tasks: " + ", ".join(f"{i}={name}" for i, name in enumerate(names))
+        )
     for path in written:
         print(path)
     return 0

@@ -46,7 +46,9 @@ class ExportPrompts:
     ```
     """
 
-    def __init__(self, mode, array, task_names, sources, prompt_length, hidden_dim):
+    def __init__(
+        self, mode, array, task_names, sources, prompt_length, hidden_dim
+    ):
         self.mode = mode
         self.array = array
         self.task_names = list(task_names)
@@ -183,5 +185,7 @@ def _load_one(value, fingerprint, prompt_length, hidden_dim, label):
             f"hidden_dim] = [{prompt_length}, {hidden_dim}]; got {array.shape}."
         )
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{label}: the prompt array has NaN or infinite values.")
+        raise ValueError(
+            f"{label}: the prompt array has NaN or infinite values."
+        )
     return array, "<array>"

@@ -12,14 +12,20 @@ GRAPHS = ("forward", "generate")
 
 def check_graph_argument(graph):
     if graph not in GRAPHS:
-        raise ValueError(f"`graph` must be 'forward' or 'generate'; got {graph!r}.")
+        raise ValueError(
+            f"`graph` must be 'forward' or 'generate'; got {graph!r}."
+        )
 
 
-def io_specs(core, graph, batch_size=None, encoder_length=None, decoder_length=None):
+def io_specs(
+    core, graph, batch_size=None, encoder_length=None, decoder_length=None
+):
     """Input `tf.TensorSpec`s of a forward/generate graph (shared with
     TFLite). In ONNX and TFLite `task` is an int32 task id."""
     specs = [
-        tf.TensorSpec([batch_size, encoder_length], tf.int32, name="encoder_token_ids"),
+        tf.TensorSpec(
+            [batch_size, encoder_length], tf.int32, name="encoder_token_ids"
+        ),
         tf.TensorSpec(
             [batch_size, encoder_length], tf.int32, name="encoder_padding_mask"
         ),
@@ -30,7 +36,9 @@ def io_specs(core, graph, batch_size=None, encoder_length=None, decoder_length=N
                 [batch_size, decoder_length], tf.int32, name="decoder_token_ids"
             ),
             tf.TensorSpec(
-                [batch_size, decoder_length], tf.int32, name="decoder_padding_mask"
+                [batch_size, decoder_length],
+                tf.int32,
+                name="decoder_padding_mask",
             ),
         ]
     if core.mode == "bank":
@@ -82,7 +90,10 @@ def graph_function(core, graph, max_decode_length, specs):
         def generate(encoder_token_ids, encoder_padding_mask, extra=None):
             prompts = prompts_for(tf.shape(encoder_token_ids)[0], extra)
             token_ids = core.greedy_generate(
-                encoder_token_ids, encoder_padding_mask, prompts, max_decode_length
+                encoder_token_ids,
+                encoder_padding_mask,
+                prompts,
+                max_decode_length,
             )
             return {"token_ids": token_ids}
 

@@ -79,8 +79,12 @@ def validate_onnx(
         missing = sorted(set(expected_inputs) - set(inputs))
         raise ExportError(
             f"'{name}' has graph inputs {inputs}, expected {list(expected_inputs)}"
-            + (f"; dangling inputs {extra} (a tensor captured by the traced "
-               "function instead of being a constant)" if extra else "")
+            + (
+                f"; dangling inputs {extra} (a tensor captured by the traced "
+                "function instead of being a constant)"
+                if extra
+                else ""
+            )
             + (f"; missing {missing}" if missing else "")
             + "."
         )
@@ -193,7 +197,9 @@ def export_onnx(
                 function, input_signature=specs, opset=int(opset)
             )
         except Exception as error:
-            raise ExportError(f"tf2onnx failed to convert the {graph} graph: {error}") from error
+            raise ExportError(
+                f"tf2onnx failed to convert the {graph} graph: {error}"
+            ) from error
         props = {METADATA_KEY: metadata_lib.dumps(description)}
         tokenizer = metadata_lib.tokenizer_of(model)
         if tokenizer is not None:

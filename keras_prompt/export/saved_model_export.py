@@ -27,7 +27,9 @@ def task_ids_from_strings(task, task_names):
     names = tf.constant(task_names, tf.string)
     matches = tf.equal(tf.expand_dims(task, 1), tf.expand_dims(names, 0))
     is_name = tf.reduce_any(matches, axis=1)
-    name_ids = tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)
+    name_ids = tf.argmax(
+        tf.cast(matches, tf.int32), axis=1, output_type=tf.int32
+    )
     is_number = tf.strings.regex_full_match(task, "[0-9]{1,9}")
     numbers = tf.strings.to_number(
         tf.where(is_number, task, tf.fill(tf.shape(task), "0")), tf.int32
@@ -138,7 +140,9 @@ class _ServingModule(tf.Module):
         keep = tf.ones_like(token_ids, tf.bool)
         for token_id in self._strip_token_ids:
             keep = tf.logical_and(keep, tf.not_equal(token_ids, token_id))
-        return self.tokenizer.detokenize(tf.ragged.boolean_mask(token_ids, keep))
+        return self.tokenizer.detokenize(
+            tf.ragged.boolean_mask(token_ids, keep)
+        )
 
     # ---- signatures ------------------------------------------------- #
     def _check_pair(self, ids, mask, what):
@@ -170,8 +174,12 @@ class _ServingModule(tf.Module):
             extra=None,
         ):
             checks = [
-                self._check_pair(encoder_token_ids, encoder_padding_mask, "encoder"),
-                self._check_pair(decoder_token_ids, decoder_padding_mask, "decoder"),
+                self._check_pair(
+                    encoder_token_ids, encoder_padding_mask, "encoder"
+                ),
+                self._check_pair(
+                    decoder_token_ids, decoder_padding_mask, "decoder"
+                ),
                 tf.debugging.assert_equal(
                     tf.shape(encoder_token_ids)[0],
                     tf.shape(decoder_token_ids)[0],

@@ -94,9 +94,9 @@ def _bucket_table(attention_layer, bidirectional, radius):
 
 
 def _as_float32(variable):
-    return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable).astype(
-        np.float32
-    )
+    return np.asarray(
+        variable.numpy() if hasattr(variable, "numpy") else variable
+    ).astype(np.float32)
 
 
 def extract_t5_weights(backbone):
@@ -163,7 +163,9 @@ def extract_t5_weights(backbone):
                 weights[prefix + "_cross_norm"] = _as_float32(
                     layer.cross_attention_layer_norm.weight
                 )
-            weights[prefix + "_ff_in"] = _as_float32(layer.input_projector.kernel)
+            weights[prefix + "_ff_in"] = _as_float32(
+                layer.input_projector.kernel
+            )
             if config["use_gated_activation"]:
                 weights[prefix + "_ff_gate"] = _as_float32(
                     layer.gate_projector.kernel
@@ -172,8 +174,12 @@ def extract_t5_weights(backbone):
                 layer.output_projector.kernel
             )
             weights[prefix + "_ff_norm"] = _as_float32(layer.layer_norm.weight)
-    weights["encoder_final_norm"] = _as_float32(backbone.encoder_layer_norm.weight)
-    weights["decoder_final_norm"] = _as_float32(backbone.decoder_layer_norm.weight)
+    weights["encoder_final_norm"] = _as_float32(
+        backbone.encoder_layer_norm.weight
+    )
+    weights["decoder_final_norm"] = _as_float32(
+        backbone.decoder_layer_norm.weight
+    )
     return config, weights
 
 
@@ -325,7 +331,8 @@ class T5InferenceModule(tf.Module):
         # No -1 in the shape: ONNX Runtime cannot infer it when batch is 0.
         shape = tf.shape(x)
         x = tf.reshape(
-            x, tf.stack([shape[0], shape[1], self.num_heads, self.key_value_dim])
+            x,
+            tf.stack([shape[0], shape[1], self.num_heads, self.key_value_dim]),
         )
         return tf.transpose(x, [0, 2, 1, 3])
 
@@ -364,7 +371,11 @@ class T5InferenceModule(tf.Module):
 
     def _position_bias(self, stack, query_length, key_length):
         """`[1, num_heads, query_length, key_length]` relative bias."""
-        table = self._encoder_buckets if stack == "encoder" else self._decoder_buckets
+        table = (
+            self._encoder_buckets
+            if stack == "encoder"
+            else self._decoder_buckets
+        )
         radius = self._bucket_radius
         context = tf.expand_dims(tf.range(query_length), 1)
         memory = tf.expand_dims(tf.range(key_length), 0)
@@ -400,11 +411,16 @@ class T5InferenceModule(tf.Module):
         x = tf.gather(self._w("token_embedding"), token_ids)
         x = tf.concat([tf.cast(prompts, tf.float32), x], axis=1)
         mask = tf.concat(
-            [tf.ones(tf.stack([batch, self.prompt_length]), tf.int32), padding_mask],
+            [
+                tf.ones(tf.stack([batch, self.prompt_length]), tf.int32),
+                padding_mask,
+            ],
             axis=1,
         )
         length = tf.shape(mask)[1]
-        bias = self._position_bias("encoder", length, length) + self._mask_bias(mask)
+        bias = self._position_bias("encoder", length, length) + self._mask_bias(
+            mask
+        )
         for index in range(self.num_layers):
             prefix = f"encoder_{index}"
             residual = x
@@ -439,7 +455,9 @@ class T5InferenceModule(tf.Module):
             tf.expand_dims(causal, 0),
             tf.expand_dims(tf.cast(decoder_padding_mask, tf.bool), 1),
         )  # [B, T, T]
-        self_bias = (1.0 - tf.cast(tf.expand_dims(self_mask, 1), tf.float32)) * _MASK_BIAS
+        self_bias = (
+            1.0 - tf.cast(tf.expand_dims(self_mask, 1), tf.float32)
+        ) * _MASK_BIAS
         self_bias = self._position_bias("decoder", length, length) + self_bias
         cross_bias = self._mask_bias(encoder_mask)
         for index in range(self.num_layers):
@@ -450,7 +468,10 @@ class T5InferenceModule(tf.Module):
             residual = x
             h = self._layer_norm(x, prefix + "_cross_norm")
             x = residual + self._attention(
-                h, prefix + "_cross", cross_bias, key_values=cross_key_values[index]
+                h,
+                prefix + "_cross",
+                cross_bias,
+                key_values=cross_key_values[index],
             )
             x = self._feed_forward(x, prefix)
         x = self._layer_norm(x, "decoder_final_norm")
@@ -459,7 +480,9 @@ class T5InferenceModule(tf.Module):
     def logits_from_hidden(self, hidden):
         if self._config["tie_embedding_weights"]:
             hidden = hidden * float(self.hidden_dim**-0.5)
-            return tf.matmul(hidden, self._w("token_embedding"), transpose_b=True)
+            return tf.matmul(
+                hidden, self._w("token_embedding"), transpose_b=True
+            )
         return tf.matmul(hidden, self._w("lm_head"))
 
     def forward(
@@ -510,15 +533,21 @@ class T5InferenceModule(tf.Module):
             )
 
         def body(index, tokens, finished):
-            logits = self.decode(tokens, decoder_mask, encoder_mask, cross_key_values)
+            logits = self.decode(
+                tokens, decoder_mask, encoder_mask, cross_key_values
+            )
             step_logits = tf.gather(logits, index - 1, axis=1)  # [B, V]
             # KerasHub's greedy sampler takes the argmax of the softmax.
             probabilities = tf.nn.softmax(step_logits, axis=-1)
             next_token = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            next_token = tf.where(finished, tf.zeros_like(next_token), next_token)
+            next_token = tf.where(
+                finished, tf.zeros_like(next_token), next_token
+            )
             write = tf.expand_dims(tf.equal(positions, index), 0)
             tokens = tf.where(write, tf.expand_dims(next_token, 1), tokens)
-            finished = tf.logical_or(finished, tf.equal(next_token, end_token_id))
+            finished = tf.logical_or(
+                finished, tf.equal(next_token, end_token_id)
+            )
             return (index + 1, tokens, finished)
 
         _, tokens, _ = tf.while_loop(

@@ -106,9 +106,13 @@ def export_tflite(
     check_graph_argument(graph)
     preprocessor = getattr(model, "preprocessor", None)
     if encoder_sequence_length is None:
-        encoder_sequence_length = getattr(preprocessor, "encoder_sequence_length", None)
+        encoder_sequence_length = getattr(
+            preprocessor, "encoder_sequence_length", None
+        )
     if decoder_sequence_length is None:
-        decoder_sequence_length = getattr(preprocessor, "decoder_sequence_length", None)
+        decoder_sequence_length = getattr(
+            preprocessor, "decoder_sequence_length", None
+        )
     if encoder_sequence_length is None or (
         graph == "forward" and decoder_sequence_length is None
     ):
@@ -147,7 +151,9 @@ def export_tflite(
         runner = interpreter.get_signature_runner()
         inputs = sorted(runner.get_input_details())
         outputs = sorted(runner.get_output_details())
-        if inputs != sorted(spec.name for spec in specs) or outputs != [output_name]:
+        if inputs != sorted(spec.name for spec in specs) or outputs != [
+            output_name
+        ]:
             raise ExportError(
                 f"The TFLite model has inputs {inputs} and outputs {outputs}; "
                 f"expected {sorted(spec.name for spec in specs)} and "

@@ -26,16 +26,24 @@ def loaded_from_memory(export_setup, monkeypatch):
     shared = export_setup["model"]
     calls = []
 
-    def from_preset(preset, encoder_sequence_length=None,
-                    decoder_sequence_length=None, prompt_length=None, **kwargs):
+    def from_preset(
+        preset,
+        encoder_sequence_length=None,
+        decoder_sequence_length=None,
+        prompt_length=None,
+        **kwargs,
+    ):
         calls.append(preset)
         return keras_prompt.PromptedT5Seq2SeqLM(
-            shared.backbone, preprocessor=shared.preprocessor,
+            shared.backbone,
+            preprocessor=shared.preprocessor,
             prompt_length=prompt_length,
         )
 
     monkeypatch.setattr(
-        keras_prompt.PromptedT5Seq2SeqLM, "from_preset", staticmethod(from_preset)
+        keras_prompt.PromptedT5Seq2SeqLM,
+        "from_preset",
+        staticmethod(from_preset),
     )
     return calls
 
@@ -55,17 +63,25 @@ def test_export_command_is_registered():
     assert args.format == "onnx" and args.graph == "both"
 
 
-def test_savedmodel_bank_from_preset_dir(export_setup, preset_dir, tmp_path, capsys):
+def test_savedmodel_bank_from_preset_dir(
+    export_setup, preset_dir, tmp_path, capsys
+):
     files = export_setup["files"]
     status = _main(
         [
             "export",
-            "--backbone", preset_dir,
-            "--prompt", f"entail={files['rte']}",
-            "--prompt", files["sst2"],  # named from its metadata: sst2
-            "--output", str(tmp_path),
-            "--model-name", "bank",
-            "--max-decode-length", str(MAX_DECODE_LENGTH),
+            "--backbone",
+            preset_dir,
+            "--prompt",
+            f"entail={files['rte']}",
+            "--prompt",
+            files["sst2"],  # named from its metadata: sst2
+            "--output",
+            str(tmp_path),
+            "--model-name",
+            "bank",
+            "--max-decode-length",
+            str(MAX_DECODE_LENGTH),
         ]
     )
     assert status == 0
@@ -79,8 +95,17 @@ def test_savedmodel_bank_from_preset_dir(export_setup, preset_dir, tmp_path, cap
     assert metadata["task_names"] == ["entail", "sst2"]
     # The same version again is refused with a clean error (before loading).
     status = _main(
-        ["export", "--backbone", preset_dir, "--prompt", files["rte"],
-         "--output", str(tmp_path), "--model-name", "bank"]
+        [
+            "export",
+            "--backbone",
+            preset_dir,
+            "--prompt",
+            files["rte"],
+            "--output",
+            str(tmp_path),
+            "--model-name",
+            "bank",
+        ]
     )
     assert status == 2
     assert "already exists" in capsys.readouterr().err
@@ -90,12 +115,18 @@ def test_onnx_generate_baked(export_setup, loaded_from_memory, tmp_path):
     status = _main(
         [
             "export",
-            "--backbone", "tiny",
-            "--prompt", export_setup["files"]["rte"],
-            "--format", "onnx",
-            "--graph", "generate",
-            "--output", str(tmp_path),
-            "--max-decode-length", str(MAX_DECODE_LENGTH),
+            "--backbone",
+            "tiny",
+            "--prompt",
+            export_setup["files"]["rte"],
+            "--format",
+            "onnx",
+            "--graph",
+            "generate",
+            "--output",
+            str(tmp_path),
+            "--max-decode-length",
+            str(MAX_DECODE_LENGTH),
         ]
     )
     assert status == 0
@@ -106,14 +137,27 @@ def test_onnx_generate_baked(export_setup, loaded_from_memory, tmp_path):
 def test_tflite_runtime(loaded_from_memory, tmp_path):
     status = _main(
         [
-            "export", "--backbone", "tiny", "--mode", "runtime",
-            "--prompt-length", "4", "--format", "tflite", "--graph", "forward",
-            "--batch-size", "2", "--output", str(tmp_path),
+            "export",
+            "--backbone",
+            "tiny",
+            "--mode",
+            "runtime",
+            "--prompt-length",
+            "4",
+            "--format",
+            "tflite",
+            "--graph",
+            "forward",
+            "--batch-size",
+            "2",
+            "--output",
+            str(tmp_path),
         ]
     )
     assert status == 0
     assert sorted(os.listdir(tmp_path)) == [
-        "keras_prompt_forward.tflite", "keras_prompt_forward.tflite.json"
+        "keras_prompt_forward.tflite",
+        "keras_prompt_forward.tflite.json",
     ]
 
 
@@ -121,27 +165,48 @@ def test_foreign_prompt_is_refused(
     loaded_from_memory, foreign_prompt_file, tmp_path, capsys
 ):
     status = _main(
-        ["export", "--backbone", "tiny", "--prompt", foreign_prompt_file,
-         "--output", str(tmp_path / "out")]
+        [
+            "export",
+            "--backbone",
+            "tiny",
+            "--prompt",
+            foreign_prompt_file,
+            "--output",
+            str(tmp_path / "out"),
+        ]
     )
     assert status == 2
     assert "fingerprint" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out" / "keras_prompt")
+    assert not (tmp_path / "out").exists() or not os.listdir(
+        tmp_path / "out" / "keras_prompt"
+    )
 
 
 def test_argument_errors(export_setup, tmp_path, capsys):
     files = export_setup["files"]
     cases = [
         (["--mode", "runtime"], "--prompt-length"),
-        (["--mode", "baked", "--prompt", files["rte"], "--prompt", files["sst2"]],
-         "exactly one"),
-        (["--prompt", f"a={files['rte']}", "--prompt", f"a={files['sst2']}"],
-         "Duplicate"),
+        (
+            [
+                "--mode",
+                "baked",
+                "--prompt",
+                files["rte"],
+                "--prompt",
+                files["sst2"],
+            ],
+            "exactly one",
+        ),
+        (
+            ["--prompt", f"a={files['rte']}", "--prompt", f"a={files['sst2']}"],
+            "Duplicate",
+        ),
         (["--prompt", str(tmp_path / "missing.safetensors")], "no prompt file"),
     ]
     for extra, message in cases:
         status = _main(
-            ["export", "--backbone", "unused", "--output", str(tmp_path)] + extra
+            ["export", "--backbone", "unused", "--output", str(tmp_path)]
+            + extra
         )
         assert status == 2, extra
         assert message in capsys.readouterr().err

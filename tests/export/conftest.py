@@ -36,7 +36,9 @@ TEXTS = (
     "my friend paints the old house at night",
 )
 RUNNERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runners")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 
 
 def token_batch():
@@ -63,7 +65,9 @@ def without_preprocessor(model):
         model.preprocessor = preprocessor
 
 
-def keras_generate_ids(model, encoder_inputs, prompts, max_length=MAX_DECODE_LENGTH):
+def keras_generate_ids(
+    model, encoder_inputs, prompts, max_length=MAX_DECODE_LENGTH
+):
     batch = encoder_inputs["encoder_token_ids"].shape[0]
     decoder_mask = np.zeros((batch, max_length), "int32")
     decoder_mask[:, 0] = 1
@@ -86,7 +90,9 @@ def assert_ids_match(exported, reference, end_token_id=1):
     for row, (got, want) in enumerate(zip(exported, reference)):
         stops = np.flatnonzero(want[1:] == end_token_id)
         end = stops[0] + 2 if len(stops) else len(want)
-        np.testing.assert_array_equal(got[:end], want[:end], err_msg=f"row {row}")
+        np.testing.assert_array_equal(
+            got[:end], want[:end], err_msg=f"row {row}"
+        )
         np.testing.assert_array_equal(
             got[end:], np.zeros_like(got[end:]), err_msg=f"row {row} after </s>"
         )
@@ -98,7 +104,9 @@ def run_runner(script, request, timeout=300):
     keras_prompt nor keras_hub (and report what they imported)."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env["PYTHONPATH"] = ""  # no repo on the path: keras_prompt is not importable
+    env["PYTHONPATH"] = (
+        ""  # no repo on the path: keras_prompt is not importable
+    )
     request_path = request["output"] + ".request.json"
     with open(request_path, "w") as file:
         json.dump(request, file)
@@ -128,7 +136,9 @@ def _calibrate_end_token(model, prompts, encoder_batches):
     for batch in encoder_batches:
         ids = keras_generate_ids(model, batch, prompts, MAX_DECODE_LENGTH)
         generated.append(ids[:, 2:].ravel())
-    counts = np.bincount(np.concatenate(generated), minlength=embedding.input_dim)
+    counts = np.bincount(
+        np.concatenate(generated), minlength=embedding.input_dim
+    )
     counts[:3] = 0
     token = int(np.argmax(counts))
     head = np.array(embedding.reverse_embeddings.numpy())
@@ -179,13 +189,17 @@ def export_setup(tmp_path_factory):
     files = {}
     for index, task in enumerate(TASKS):
         model.set_prompt(bank[index])
-        files[task] = model.save_prompt(str(root / f"{task}.safetensors"), task=task)
+        files[task] = model.save_prompt(
+            str(root / f"{task}.safetensors"), task=task
+        )
     model.set_prompt(bank[0])
 
     baked_prompts = np.broadcast_to(bank[0], batch_prompts.shape)
     reference = {
         "baked_logits": np.asarray(model({**batch, "prompts": baked_prompts})),
-        "baked_ids": keras_generate_ids(model, generate_inputs(batch), baked_prompts),
+        "baked_ids": keras_generate_ids(
+            model, generate_inputs(batch), baked_prompts
+        ),
         "baked_texts": list(
             model.generate(
                 list(TEXTS), max_length=MAX_DECODE_LENGTH, prompts=baked_prompts

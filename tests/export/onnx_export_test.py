@@ -43,7 +43,11 @@ def onnx_models(export_setup):
         "output": str(setup["root"] / "onnx_reply"),
         "client_dir": os.path.join(REPO_ROOT, "export"),
         "models": {
-            key: {"path": path, "mode": key.split("_")[0], "graph": key.split("_")[1]}
+            key: {
+                "path": path,
+                "mode": key.split("_")[0],
+                "graph": key.split("_")[1],
+            }
             for key, path in paths.items()
         },
         "batch": {key: value.tolist() for key, value in setup["batch"].items()},
@@ -64,12 +68,18 @@ def test_files_written_with_expected_io(onnx_models):
         expected = ["encoder_token_ids", "encoder_padding_mask"]
         if graph == "forward":
             expected += ["decoder_token_ids", "decoder_padding_mask"]
-        expected += {"bank": ["task"], "runtime": ["prompts"], "baked": []}[mode]
+        expected += {"bank": ["task"], "runtime": ["prompts"], "baked": []}[
+            mode
+        ]
         assert reply[key]["inputs"] == expected
-        assert reply[key]["outputs"] == ["logits" if graph == "forward" else "token_ids"]
+        assert reply[key]["outputs"] == [
+            "logits" if graph == "forward" else "token_ids"
+        ]
     # Only the six models: no temporary files left behind.
     directory = os.path.dirname(paths["bank_forward"])
-    assert sorted(os.listdir(directory)) == sorted(f"{key}.onnx" for key in paths)
+    assert sorted(os.listdir(directory)) == sorted(
+        f"{key}.onnx" for key in paths
+    )
 
 
 def test_runner_used_no_tensorflow(onnx_models):
@@ -82,16 +92,23 @@ def test_matches_keras(export_setup, onnx_models, mode):
     reference = export_setup["reference"]
     prefix = "baked_" if mode == "baked" else ""
     np.testing.assert_allclose(
-        reply[f"{mode}_forward"]["out"], reference[prefix + "logits"], atol=1e-4, rtol=0
+        reply[f"{mode}_forward"]["out"],
+        reference[prefix + "logits"],
+        atol=1e-4,
+        rtol=0,
     )
-    assert_ids_match(reply[f"{mode}_generate"]["out"], reference[prefix + "ids"])
+    assert_ids_match(
+        reply[f"{mode}_generate"]["out"], reference[prefix + "ids"]
+    )
 
 
 @pytest.mark.parametrize("mode", ("bank", "runtime"))
 def test_mixed_task_batch_equals_each_example_alone(onnx_models, mode):
     reply = onnx_models[1]
     forward, generate = reply[f"{mode}_forward"], reply[f"{mode}_generate"]
-    np.testing.assert_allclose(forward["alone"], forward["out"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        forward["alone"], forward["out"], atol=1e-5, rtol=0
+    )
     assert generate["alone"] == generate["out"]
 
 
@@ -109,8 +126,14 @@ def test_client_task_ids_and_errors(onnx_models):
     reply = onnx_models[1]["bank_generate"]
     assert reply["client_id_texts"] == reply["client_texts"]
     errors = reply["client_errors"]
-    assert errors["unknown"].startswith("ValueError") and "no_such_task" in errors["unknown"]
-    assert errors["out_of_range"].startswith("ValueError") and "7" in errors["out_of_range"]
+    assert (
+        errors["unknown"].startswith("ValueError")
+        and "no_such_task" in errors["unknown"]
+    )
+    assert (
+        errors["out_of_range"].startswith("ValueError")
+        and "7" in errors["out_of_range"]
+    )
 
 
 @pytest.mark.parametrize("graph", GRAPHS)
@@ -123,14 +146,23 @@ def test_out_of_range_task_id_fails_in_onnxruntime(onnx_models, graph):
 
 def test_runtime_prompt_of_wrong_shape_is_rejected(onnx_models):
     for graph in GRAPHS:
-        assert onnx_models[1][f"runtime_{graph}"]["wrong_shape_error"] is not None
+        assert (
+            onnx_models[1][f"runtime_{graph}"]["wrong_shape_error"] is not None
+        )
 
 
 def test_empty_batch(export_setup, onnx_models):
     vocabulary = export_setup["model"].backbone.vocabulary_size
     for mode in MODES:
-        assert onnx_models[1][f"{mode}_forward"]["empty_shape"] == [0, 5, vocabulary]
-        assert onnx_models[1][f"{mode}_generate"]["empty_shape"] == [0, MAX_DECODE_LENGTH]
+        assert onnx_models[1][f"{mode}_forward"]["empty_shape"] == [
+            0,
+            5,
+            vocabulary,
+        ]
+        assert onnx_models[1][f"{mode}_generate"]["empty_shape"] == [
+            0,
+            MAX_DECODE_LENGTH,
+        ]
 
 
 def test_dangling_input_and_unsupported_op_are_export_errors(tmp_path):
@@ -156,9 +188,13 @@ def test_dangling_input_and_unsupported_op_are_export_errors(tmp_path):
         ("unsupported", unsupported, "Erfc"),
     ):
         path = str(tmp_path / f"{name}.onnx")
-        tf2onnx.convert.from_function(function, input_signature=spec, output_path=path)
+        tf2onnx.convert.from_function(
+            function, input_signature=spec, output_path=path
+        )
         with pytest.raises(ExportError, match=match):
-            validate_onnx(path, ["x"], ["y"], {"x": np.ones((1, 2), np.float32)})
+            validate_onnx(
+                path, ["x"], ["y"], {"x": np.ones((1, 2), np.float32)}
+            )
 
 
 def test_invalid_conversion_is_refused_and_leaves_nothing(
@@ -172,7 +208,9 @@ def test_invalid_conversion_is_refused_and_leaves_nothing(
     from keras_prompt.export import ExportError
     from keras_prompt.export import export_onnx
 
-    def fake_from_function(function, input_signature=None, opset=None, **kwargs):
+    def fake_from_function(
+        function, input_signature=None, opset=None, **kwargs
+    ):
         inputs = [
             onnx.helper.make_tensor_value_info(
                 spec.name, onnx.TensorProto.INT32, [None, None]
@@ -193,5 +231,7 @@ def test_invalid_conversion_is_refused_and_leaves_nothing(
 
     monkeypatch.setattr(tf2onnx.convert, "from_function", fake_from_function)
     with pytest.raises(ExportError, match="XlaDynamicUpdateSlice"):
-        export_onnx(export_setup["model"], str(tmp_path / "m.onnx"), mode="baked")
+        export_onnx(
+            export_setup["model"], str(tmp_path / "m.onnx"), mode="baked"
+        )
     assert os.listdir(tmp_path) == []

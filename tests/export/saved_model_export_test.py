@@ -59,7 +59,11 @@ def saved_models(export_setup, tied_setup):
     out = setup["root"] / "serving"
     paths = {
         "bank": export_saved_model(
-            model, out, mode="bank", prompts=files, max_decode_length=MAX_DECODE_LENGTH
+            model,
+            out,
+            mode="bank",
+            prompts=files,
+            max_decode_length=MAX_DECODE_LENGTH,
         ),
         "runtime": export_saved_model(
             model,
@@ -125,13 +129,19 @@ def test_tf_serving_layout(export_setup, saved_models):
         )
         # Nothing but integer version directories next to it.
         assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]
-    assert reply["bank"]["signatures"] == ["generate_ids", "logits", "serving_default"]
+    assert reply["bank"]["signatures"] == [
+        "generate_ids",
+        "logits",
+        "serving_default",
+    ]
 
 
 def test_bank_matches_keras(export_setup, saved_models):
     reply = saved_models[1]["bank"]
     reference = export_setup["reference"]
-    np.testing.assert_allclose(reply["logits"], reference["logits"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        reply["logits"], reference["logits"], atol=1e-5, rtol=0
+    )
     assert_ids_match(reply["ids"], reference["ids"])
     assert reply["texts"] == reference["texts"]
     # The calibrated `</s>` makes some (not all) rows stop early.
@@ -141,14 +151,20 @@ def test_bank_matches_keras(export_setup, saved_models):
 
 def test_mixed_task_batch_equals_each_example_alone(export_setup, saved_models):
     reply = saved_models[1]["bank"]
-    np.testing.assert_allclose(reply["alone_logits"], reply["logits"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        reply["alone_logits"], reply["logits"], atol=1e-5, rtol=0
+    )
     assert reply["alone_ids"] == reply["ids"]
     assert reply["alone_texts"] == reply["texts"]
 
 
 def test_mixed_task_contract_in_keras(export_setup):
     setup = export_setup
-    model, batch, prompts = setup["model"], setup["batch"], setup["batch_prompts"]
+    model, batch, prompts = (
+        setup["model"],
+        setup["batch"],
+        setup["batch_prompts"],
+    )
     batched = np.asarray(model({**batch, "prompts": prompts}))
     for row in range(len(prompts)):
         alone = {key: value[row : row + 1] for key, value in batch.items()}
@@ -174,7 +190,9 @@ def test_runtime_and_baked_match_keras(export_setup, saved_models):
     reply = saved_models[1]
     reference = setup["reference"]
     runtime = reply["runtime"]
-    np.testing.assert_allclose(runtime["logits"], reference["logits"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        runtime["logits"], reference["logits"], atol=1e-5, rtol=0
+    )
     assert_ids_match(runtime["ids"], reference["ids"])
     assert runtime["texts"] == reference["texts"]
     assert runtime["alone_ids"] == runtime["ids"]
@@ -190,7 +208,9 @@ def test_runtime_and_baked_match_keras(export_setup, saved_models):
 def test_tied_head_matches_keras(tied_setup, saved_models):
     reference = tied_setup[1]
     reply = saved_models[1]["tied_baked"]
-    np.testing.assert_allclose(reply["logits"], reference["logits"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        reply["logits"], reference["logits"], atol=1e-5, rtol=0
+    )
     assert_ids_match(reply["ids"], reference["ids"])
 
 
@@ -200,7 +220,8 @@ def test_task_by_integer_id(export_setup, saved_models):
 
 
 @pytest.mark.parametrize(
-    "case,named", [("unknown", "no_such_task"), ("out_of_range", "7"), ("negative", "-1")]
+    "case,named",
+    [("unknown", "no_such_task"), ("out_of_range", "7"), ("negative", "-1")],
 )
 def test_bad_task_is_invalid_argument_naming_it(saved_models, case, named):
     errors = saved_models[1]["bank"]["errors"][case]
@@ -248,7 +269,13 @@ def test_saved_model_cli_describes_export(saved_models):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    for name in ("serving_default", "generate_ids", "logits", "task", "outputs"):
+    for name in (
+        "serving_default",
+        "generate_ids",
+        "logits",
+        "task",
+        "outputs",
+    ):
         assert name in result.stdout
 
 
@@ -261,9 +288,13 @@ def test_refuses_prompt_from_another_backbone(
     foreign = foreign_prompt_file
     files = {**export_setup["files"], "foreign": foreign}
     with pytest.raises(keras_prompt.PromptFileError, match="fingerprint"):
-        export_saved_model(export_setup["model"], tmp_path, mode="bank", prompts=files)
+        export_saved_model(
+            export_setup["model"], tmp_path, mode="bank", prompts=files
+        )
     with pytest.raises(keras_prompt.PromptFileError, match="fingerprint"):
-        export_saved_model(export_setup["model"], tmp_path, mode="baked", prompts=foreign)
+        export_saved_model(
+            export_setup["model"], tmp_path, mode="baked", prompts=foreign
+        )
     assert not (tmp_path / "keras_prompt").exists() or not os.listdir(
         tmp_path / "keras_prompt"
     )
@@ -278,9 +309,13 @@ def test_bad_arguments(export_setup, tmp_path):
     with pytest.raises(ValueError, match="dict"):
         export_saved_model(model, tmp_path, mode="bank", prompts=files["rte"])
     with pytest.raises(ValueError, match="task name"):
-        export_saved_model(model, tmp_path, mode="bank", prompts={"3": files["rte"]})
+        export_saved_model(
+            model, tmp_path, mode="bank", prompts={"3": files["rte"]}
+        )
     with pytest.raises(ValueError, match="runtime"):
-        export_saved_model(model, tmp_path, mode="runtime", prompts=files["rte"])
+        export_saved_model(
+            model, tmp_path, mode="runtime", prompts=files["rte"]
+        )
 
 
 def test_export_is_atomic(export_setup, tmp_path, monkeypatch):
@@ -337,7 +372,8 @@ def fake_tf_serving(saved_models):
     class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
             inputs = {
-                k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()
+                k: tf.constant(tf.make_ndarray(v))
+                for k, v in request.inputs.items()
             }
             try:
                 outputs = run(request.model_spec.signature_name, inputs)
@@ -358,7 +394,9 @@ def fake_tf_serving(saved_models):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server API
             assert self.path == "/v1/models/keras_prompt:predict", self.path
-            body = json_lib.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json_lib.loads(
+                self.rfile.read(int(self.headers["Content-Length"]))
+            )
             inputs = {k: tf.constant(v) for k, v in body["inputs"].items()}
             try:
                 outputs = run(body.get("signature_name"), inputs)
@@ -383,7 +421,10 @@ def fake_tf_serving(saved_models):
     http_server = ThreadingHTTPServer(("localhost", 0), Handler)
     thread = threading.Thread(target=http_server.serve_forever, daemon=True)
     thread.start()
-    yield {"grpc": f"localhost:{grpc_port}", "rest": f"localhost:{http_server.server_port}"}
+    yield {
+        "grpc": f"localhost:{grpc_port}",
+        "rest": f"localhost:{http_server.server_port}",
+    }
     http_server.shutdown()
     grpc_server.stop(None)
 
@@ -392,21 +433,29 @@ def fake_tf_serving(saved_models):
 def test_tf_serving_client_text(export_setup, fake_tf_serving, protocol):
     from tf_serving_client import TFServingClient
 
-    client = TFServingClient(fake_tf_serving[protocol], "keras_prompt", protocol=protocol)
+    client = TFServingClient(
+        fake_tf_serving[protocol], "keras_prompt", protocol=protocol
+    )
     texts = client.generate(list(TEXTS), tasks=list(BATCH_TASKS))
     assert texts == export_setup["reference"]["texts"]
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])
-def test_tf_serving_client_ids_and_errors(export_setup, fake_tf_serving, protocol):
+def test_tf_serving_client_ids_and_errors(
+    export_setup, fake_tf_serving, protocol
+):
     import grpc
 
     from tf_serving_client import TFServingClient
 
-    client = TFServingClient(fake_tf_serving[protocol], "keras_prompt", protocol=protocol)
+    client = TFServingClient(
+        fake_tf_serving[protocol], "keras_prompt", protocol=protocol
+    )
     batch = export_setup["batch"]
     ids = client.generate_ids(
-        batch["encoder_token_ids"], batch["encoder_padding_mask"], tasks=list(BATCH_TASKS)
+        batch["encoder_token_ids"],
+        batch["encoder_padding_mask"],
+        tasks=list(BATCH_TASKS),
     )
     assert_ids_match(ids, export_setup["reference"]["ids"])
     expected = grpc.RpcError if protocol == "grpc" else RuntimeError
@@ -423,7 +472,9 @@ def test_models_config_parses():
     from tensorflow_serving.config import model_server_config_pb2
 
     with open(os.path.join(REPO_ROOT, "export", "models.config")) as file:
-        config = text_format.Parse(file.read(), model_server_config_pb2.ModelServerConfig())
+        config = text_format.Parse(
+            file.read(), model_server_config_pb2.ModelServerConfig()
+        )
     assert [c.name for c in config.model_config_list.config] == ["keras_prompt"]
 
 

@@ -33,17 +33,27 @@ def _backbone(kind):
     return backbone
 
 
-@pytest.mark.parametrize("kind", ["tied_relu", "untied_gelu", "untied_gelu_tanh"])
+@pytest.mark.parametrize(
+    "kind", ["tied_relu", "untied_gelu", "untied_gelu_tanh"]
+)
 def test_forward_matches_keras(kind):
     import keras_prompt
     from keras_prompt.export.t5_inference_module import T5InferenceModule
     from keras_prompt.export.t5_inference_module import extract_t5_weights
 
-    model = keras_prompt.PromptedT5Seq2SeqLM(_backbone(kind), prompt_length=3, seed=0)
+    model = keras_prompt.PromptedT5Seq2SeqLM(
+        _backbone(kind), prompt_length=3, seed=0
+    )
     # Long enough that relative positions pass max_distance (128) and the
     # bucket table saturates.
-    batch = make_token_batch(batch_size=2, encoder_length=150, decoder_length=140)
-    prompts = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 3, 16)).astype("float32")
+    batch = make_token_batch(
+        batch_size=2, encoder_length=150, decoder_length=140
+    )
+    prompts = (
+        np.random.default_rng(0)
+        .uniform(-0.5, 0.5, (2, 3, 16))
+        .astype("float32")
+    )
     expected = np.asarray(model({**batch, "prompts": prompts}))
     config, weights = extract_t5_weights(model.backbone)
     for portable in (False, True):  # portable: the ONNX variant (erf GELU)

@@ -24,7 +24,11 @@ def tflite_models(export_setup):
 
     setup = export_setup
     out = setup["root"] / "tflite"
-    prompts = {"bank": setup["files"], "runtime": None, "baked": setup["files"]["rte"]}
+    prompts = {
+        "bank": setup["files"],
+        "runtime": None,
+        "baked": setup["files"]["rte"],
+    }
     entries = {}
     for mode in MODES:
         for graph in GRAPHS:
@@ -64,7 +68,10 @@ def test_fixed_shapes_and_metadata(tflite_models):
     assert shapes["decoder_token_ids"] == [4, DECODER_LENGTH]
     assert shapes["task"] == [4]
     assert reply["runtime_generate"]["shapes"]["prompts"] == [4, 4, 16]
-    assert reply["baked_generate"]["inputs"] == ["encoder_padding_mask", "encoder_token_ids"]
+    assert reply["baked_generate"]["inputs"] == [
+        "encoder_padding_mask",
+        "encoder_token_ids",
+    ]
     with open(entries["bank_generate"]["path"] + ".json") as file:
         metadata = json.load(file)
     assert metadata["task_names"] == ["rte", "sst2", "copy"]
@@ -78,7 +85,9 @@ def _operator_codes(path):
     with open(path, "rb") as file:
         content = bytearray(file.read())
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
-    custom = [code.customCode for code in model.operatorCodes if code.customCode]
+    custom = [
+        code.customCode for code in model.operatorCodes if code.customCode
+    ]
     builtin = {
         max(code.builtinCode, code.deprecatedBuiltinCode)
         for code in model.operatorCodes
@@ -102,9 +111,14 @@ def test_matches_keras(export_setup, tflite_models, mode):
     reference = export_setup["reference"]
     prefix = "baked_" if mode == "baked" else ""
     np.testing.assert_allclose(
-        reply[f"{mode}_forward"]["out"], reference[prefix + "logits"], atol=1e-4, rtol=0
+        reply[f"{mode}_forward"]["out"],
+        reference[prefix + "logits"],
+        atol=1e-4,
+        rtol=0,
     )
-    assert_ids_match(reply[f"{mode}_generate"]["out"], reference[prefix + "ids"])
+    assert_ids_match(
+        reply[f"{mode}_generate"]["out"], reference[prefix + "ids"]
+    )
 
 
 @pytest.mark.parametrize("graph", GRAPHS)
@@ -123,7 +137,9 @@ def test_mixed_task_batch_equals_each_example_alone(tflite_models, graph):
 
 @pytest.mark.parametrize("graph", GRAPHS)
 def test_out_of_range_task_id_fails(tflite_models, graph):
-    for name, message in tflite_models[1][f"bank_{graph}"]["bad_id_errors"].items():
+    for name, message in tflite_models[1][f"bank_{graph}"][
+        "bad_id_errors"
+    ].items():
         assert message is not None, f"{name} id was accepted"
         assert "out of bounds" in message, message
 

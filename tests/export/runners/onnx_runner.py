@@ -25,7 +25,10 @@ def main(request_path):
     sys.path.insert(0, request["client_dir"])
     from onnx_client import OnnxPromptClient
 
-    batch = {key: np.asarray(value, np.int32) for key, value in request["batch"].items()}
+    batch = {
+        key: np.asarray(value, np.int32)
+        for key, value in request["batch"].items()
+    }
     task_ids = np.asarray(request["task_ids"], np.int32)
     prompts = np.asarray(request["prompts"], np.float32)
     size = len(task_ids)
@@ -49,7 +52,9 @@ def main(request_path):
         }
         if mode != "baked":
             result["alone"] = [
-                session.run([output], {k: v[i : i + 1] for k, v in feed.items()})[0][0].tolist()
+                session.run(
+                    [output], {k: v[i : i + 1] for k, v in feed.items()}
+                )[0][0].tolist()
                 for i in range(size)
             ]
         result["empty_shape"] = list(
@@ -64,7 +69,9 @@ def main(request_path):
                     session.run, [output], {**feed, "task": bad_ids}
                 )
         if mode == "runtime":
-            wrong = np.zeros((size, prompts.shape[1] + 1, prompts.shape[2]), np.float32)
+            wrong = np.zeros(
+                (size, prompts.shape[1] + 1, prompts.shape[2]), np.float32
+            )
             result["wrong_shape_error"] = error_text(
                 session.run, [output], {**feed, "prompts": wrong}
             )
@@ -74,16 +81,21 @@ def main(request_path):
             if mode == "bank":
                 kwargs["tasks"] = request["tasks"]
             elif mode == "runtime":
-                kwargs["prompts"] = np.asarray(request["text_prompts"], np.float32)
+                kwargs["prompts"] = np.asarray(
+                    request["text_prompts"], np.float32
+                )
             result["client_texts"] = client.generate(request["texts"], **kwargs)
-            result["client_ids"] = client.generate_ids(request["texts"], **kwargs).tolist()
+            result["client_ids"] = client.generate_ids(
+                request["texts"], **kwargs
+            ).tolist()
             if mode == "bank":
                 result["client_id_texts"] = client.generate(
                     request["texts"], tasks=[int(i) for i in task_ids]
                 )
                 result["client_errors"] = {
                     "unknown": error_text(
-                        client.generate, request["texts"],
+                        client.generate,
+                        request["texts"],
                         tasks=["rte", "no_such_task", "rte", "rte"],
                     ),
                     "out_of_range": error_text(

@@ -28,8 +28,13 @@ def strings(tensor):
 def main(request_path):
     with open(request_path) as file:
         request = json.load(file)
-    batch = {key: tf.constant(value, tf.int32) for key, value in request["batch"].items()}
-    encoder = {key: batch[key] for key in ("encoder_token_ids", "encoder_padding_mask")}
+    batch = {
+        key: tf.constant(value, tf.int32)
+        for key, value in request["batch"].items()
+    }
+    encoder = {
+        key: batch[key] for key in ("encoder_token_ids", "encoder_padding_mask")
+    }
     texts = tf.constant(request["texts"])
     tasks = tf.constant(request["tasks"])
     prompts = tf.constant(request["prompts"], tf.float32)
@@ -48,42 +53,67 @@ def main(request_path):
         elif mode == "runtime":
             extra = {"prompts": prompts}
             alone_extra = [{"prompts": prompts[i : i + 1]} for i in range(size)]
-        result["logits"] = signatures["logits"](**batch, **extra)["logits"].numpy().tolist()
-        result["ids"] = signatures["generate_ids"](**encoder, **extra)["token_ids"].numpy().tolist()
-        result["texts"] = strings(signatures["serving_default"](inputs=texts, **extra)["outputs"])
+        result["logits"] = (
+            signatures["logits"](**batch, **extra)["logits"].numpy().tolist()
+        )
+        result["ids"] = (
+            signatures["generate_ids"](**encoder, **extra)["token_ids"]
+            .numpy()
+            .tolist()
+        )
+        result["texts"] = strings(
+            signatures["serving_default"](inputs=texts, **extra)["outputs"]
+        )
         if alone_extra:
-            result["alone_logits"], result["alone_ids"], result["alone_texts"] = [], [], []
+            (
+                result["alone_logits"],
+                result["alone_ids"],
+                result["alone_texts"],
+            ) = ([], [], [])
             for i, one in enumerate(alone_extra):
                 row = {key: value[i : i + 1] for key, value in batch.items()}
                 result["alone_logits"].append(
-                    signatures["logits"](**row, **one)["logits"].numpy()[0].tolist()
+                    signatures["logits"](**row, **one)["logits"]
+                    .numpy()[0]
+                    .tolist()
                 )
                 row = {key: value[i : i + 1] for key, value in encoder.items()}
                 result["alone_ids"].append(
-                    signatures["generate_ids"](**row, **one)["token_ids"].numpy()[0].tolist()
+                    signatures["generate_ids"](**row, **one)["token_ids"]
+                    .numpy()[0]
+                    .tolist()
                 )
                 result["alone_texts"].append(
-                    strings(signatures["serving_default"](inputs=texts[i : i + 1], **one)["outputs"])[0]
+                    strings(
+                        signatures["serving_default"](
+                            inputs=texts[i : i + 1], **one
+                        )["outputs"]
+                    )[0]
                 )
         # A batch of 0 rows.
         empty_extra = {key: value[:0] for key, value in extra.items()}
         result["empty"] = {
-            "texts": list(signatures["serving_default"](inputs=texts[:0], **empty_extra)["outputs"].shape),
+            "texts": list(
+                signatures["serving_default"](inputs=texts[:0], **empty_extra)[
+                    "outputs"
+                ].shape
+            ),
             "ids": list(
                 signatures["generate_ids"](
                     **{k: v[:0] for k, v in encoder.items()}, **empty_extra
                 )["token_ids"].shape
             ),
             "logits": list(
-                signatures["logits"](**{k: v[:0] for k, v in batch.items()}, **empty_extra)[
-                    "logits"
-                ].shape
+                signatures["logits"](
+                    **{k: v[:0] for k, v in batch.items()}, **empty_extra
+                )["logits"].shape
             ),
         }
         if mode == "bank":
             result["id_string_texts"] = strings(
                 signatures["serving_default"](
-                    inputs=texts, task=tf.constant(request["task_ids_as_strings"])
+                    inputs=texts,
+                    task=tf.constant(request["task_ids_as_strings"]),
                 )["outputs"]
             )
             errors = {}
@@ -91,20 +121,29 @@ def main(request_path):
                 bad_tasks = tf.constant(bad)
                 errors[name] = {
                     "serving_default": error_text(
-                        signatures["serving_default"], inputs=texts, task=bad_tasks
+                        signatures["serving_default"],
+                        inputs=texts,
+                        task=bad_tasks,
                     ),
                     "generate_ids": error_text(
                         signatures["generate_ids"], **encoder, task=bad_tasks
                     ),
-                    "logits": error_text(signatures["logits"], **batch, task=bad_tasks),
+                    "logits": error_text(
+                        signatures["logits"], **batch, task=bad_tasks
+                    ),
                 }
             result["errors"] = errors
             with open(request["predict_request"], "rb") as file:
                 predict = predict_pb2.PredictRequest.FromString(file.read())
-            inputs = {name: tf.make_ndarray(proto) for name, proto in predict.inputs.items()}
+            inputs = {
+                name: tf.make_ndarray(proto)
+                for name, proto in predict.inputs.items()
+            }
             signature = signatures[predict.model_spec.signature_name]
             reply["predict_request_texts"] = strings(
-                signature(**{k: tf.constant(v) for k, v in inputs.items()})["outputs"]
+                signature(**{k: tf.constant(v) for k, v in inputs.items()})[
+                    "outputs"
+                ]
             )
         if mode == "runtime":
             wrong = tf.zeros([size, prompts.shape[1] + 1, prompts.shape[2]])

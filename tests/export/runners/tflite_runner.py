@@ -29,7 +29,10 @@ def error_text(function, *args, **kwargs):
 def main(request_path):
     with open(request_path) as file:
         request = json.load(file)
-    batch = {key: np.asarray(value, np.int32) for key, value in request["batch"].items()}
+    batch = {
+        key: np.asarray(value, np.int32)
+        for key, value in request["batch"].items()
+    }
     task_ids = np.asarray(request["task_ids"], np.int32)
     prompts = np.asarray(request["prompts"], np.float32)
     reply = {}
@@ -48,12 +51,17 @@ def main(request_path):
             feed["prompts"] = prompts
         result = {
             "inputs": sorted(details),
-            "shapes": {name: [int(d) for d in value["shape"]] for name, value in details.items()},
+            "shapes": {
+                name: [int(d) for d in value["shape"]]
+                for name, value in details.items()
+            },
         }
         if entry.get("batch_size") == 1:
             # One example at a time, each with its own task.
             result["alone"] = [
-                runner(**{k: v[i : i + 1] for k, v in feed.items()})[output][0].tolist()
+                runner(**{k: v[i : i + 1] for k, v in feed.items()})[output][
+                    0
+                ].tolist()
                 for i in range(len(task_ids))
             ]
             reply[key] = result
