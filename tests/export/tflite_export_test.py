@@ -153,3 +153,8 @@ def test_fixed_shapes_need_lengths(export_setup):
     with pytest.raises(ValueError, match="encoder_sequence_length"):
         export_tflite(bare, "unused.tflite", mode="baked")
     assert not os.path.exists("unused.tflite")
+
+
+def test_runtime_prompt_of_wrong_shape_is_rejected(tflite_models):
+    for graph in GRAPHS:
+        assert tflite_models[1][f"runtime_{graph}"]["wrong_shape_error"]

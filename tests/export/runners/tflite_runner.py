@@ -81,6 +81,14 @@ def main(request_path):
                 result["bad_id_errors"][name] = error_text(
                     runner, **{**feed, "task": bad_ids}
                 )
+        if mode == "runtime":
+            wrong = np.zeros(
+                (len(task_ids), prompts.shape[1] + 1, prompts.shape[2]),
+                np.float32,
+            )
+            result["wrong_shape_error"] = error_text(
+                runner, **{**feed, "prompts": wrong}
+            )
         reply[key] = result
     reply["imported_keras_prompt"] = "keras_prompt" in sys.modules
     reply["imported_keras_hub"] = "keras_hub" in sys.modules
