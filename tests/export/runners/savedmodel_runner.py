@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
-from tensorflow_serving.apis import predict_pb2
 
 
 def error_text(function, **kwargs):
@@ -133,6 +132,10 @@ def main(request_path):
                     ),
                 }
             result["errors"] = errors
+            # Imported here, not at the top: loading and running the
+            # SavedModels needs only tensorflow and tensorflow_text.
+            from tensorflow_serving.apis import predict_pb2
+
             with open(request["predict_request"], "rb") as file:
                 predict = predict_pb2.PredictRequest.FromString(file.read())
             inputs = {
