@@ -352,11 +352,19 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
     # === Generation ===
 
     def generate_step(self, inputs, stop_token_ids=None):
-        """Generates a batch with KerasHub's cached decoding and the prompt.
+        """Generates a batch with cached decoding and the prompt.
 
-        Like `T5Seq2SeqLM.generate_step`, but the encoder sees the prompt, so
-        the cross-attention cache spans `prompt_length + length` positions.
-        `inputs` may carry per-example `"prompts"`.
+        KerasHub's `T5Seq2SeqLM.generate_step` semantics (same sampler, same
+        cache positions, same masks and position biases), with the encoder
+        seeing the prompt, so cross-attention spans `prompt_length + length`
+        positions. `inputs` may carry per-example `"prompts"`.
+
+        For speed the caches are kept per layer in the layout the attention
+        matmuls read (`[batch, heads, length, head_dim]`): the
+        cross-attention keys/values are projected once, and a decoding step
+        neither slices nor re-stacks the caches of all layers (KerasHub's
+        single `[batch, layers, 2, length, heads, head_dim]` tensors cost
+        a copy of every layer's cache per layer and step).
         """
         decoder_token_ids = inputs["decoder_token_ids"]
         decoder_padding_mask = inputs["decoder_padding_mask"]
@@ -365,17 +373,21 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             inputs["encoder_padding_mask"],
             prompts=inputs.get("prompts"),
         )
-        self_cache, cross_cache = self._initialize_cache(
-            encoder_padding_mask, decoder_token_ids
+        cross_keys, cross_values = self._cross_attention_key_values(
+            encoder_outputs
         )
-        _, hidden_states, self_cache, cross_cache = self.call_decoder_with_cache(
-            encoder_hidden_states=encoder_outputs,
-            encoder_padding_mask=encoder_padding_mask,
-            decoder_token_ids=decoder_token_ids,
-            self_attention_cache=self_cache,
-            self_attention_cache_update_index=0,
-            cross_attention_cache=cross_cache,
-            cross_attention_cache_update_index=0,
+        # KerasHub adds `(1 - mask) * -1e9` to the cross-attention scores.
+        cross_bias = (
+            1.0 - ops.cast(encoder_padding_mask, encoder_outputs.dtype)
+        )[:, None, None, :] * -1e9
+        self_keys, self_values = self._empty_self_attention_cache(
+            decoder_token_ids
+        )
+        # Seed the self-attention cache with the whole decoder input, as
+        # KerasHub does (positions not yet generated are overwritten later).
+        _, hidden_states, self_keys, self_values = self._decode_with_cache(
+            decoder_token_ids, 0, self_keys, self_values,
+            cross_keys, cross_values, cross_bias,
         )
         row_lengths = ops.sum(ops.cast(decoder_padding_mask, "int32"), axis=-1)
 
@@ -384,19 +396,14 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             previous = ops.slice(
                 prompt, [0, cache_index], [ops.shape(prompt)[0], 1]
             )
-            self_cache, encoder_outputs, encoder_padding_mask, cross_cache = (
-                cache
+            self_keys, self_values, cross_keys, cross_values, cross_bias = cache
+            logits, hidden_states, self_keys, self_values = (
+                self._decode_with_cache(
+                    previous, cache_index, self_keys, self_values,
+                    cross_keys, cross_values, cross_bias,
+                )
             )
-            logits, hidden_states, self_cache, _ = self.call_decoder_with_cache(
-                encoder_hidden_states=encoder_outputs,
-                encoder_padding_mask=encoder_padding_mask,
-                decoder_token_ids=previous,
-                self_attention_cache=self_cache,
-                self_attention_cache_update_index=cache_index,
-                cross_attention_cache=cross_cache,
-                cross_attention_cache_update_index=None,
-            )
-            cache = (self_cache, encoder_outputs, encoder_padding_mask, cross_cache)
+            cache = (self_keys, self_values, cross_keys, cross_values, cross_bias)
             return (
                 ops.squeeze(logits, axis=1),
                 ops.squeeze(hidden_states, axis=1),
@@ -406,7 +413,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         decoder_token_ids = self.sampler(
             next=next_token,
             prompt=decoder_token_ids,
-            cache=(self_cache, encoder_outputs, encoder_padding_mask, cross_cache),
+            cache=(self_keys, self_values, cross_keys, cross_values, cross_bias),
             index=ops.min(row_lengths),
             mask=decoder_padding_mask,
             stop_token_ids=stop_token_ids,
@@ -419,6 +426,126 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
                 decoder_token_ids, decoder_padding_mask, stop_token_ids
             ),
         }
+
+    @staticmethod
+    def _split_heads(x, attention):
+        """`[batch, length, heads * head_dim]` -> `[batch, heads, length,
+        head_dim]`."""
+        x = ops.reshape(
+            x,
+            (ops.shape(x)[0], -1, attention.num_heads, attention.key_value_dim),
+        )
+        return ops.transpose(x, (0, 2, 1, 3))
+
+    @staticmethod
+    def _attend(query, keys, values, bias, attention):
+        """T5 attention (unscaled scores) on split heads; `bias` holds the
+        position bias and the mask."""
+        scores = ops.matmul(query, ops.swapaxes(keys, -1, -2)) + bias
+        weights = ops.softmax(scores, axis=-1)
+        output = ops.transpose(ops.matmul(weights, values), (0, 2, 1, 3))
+        output = ops.reshape(
+            output, (ops.shape(output)[0], -1, attention.inner_dim)
+        )
+        return attention.output_projector(output)
+
+    def _cross_attention_key_values(self, encoder_outputs):
+        keys, values = [], []
+        for layer in self.backbone.decoder_transformer_layers:
+            attention = layer.cross_attention
+            keys.append(
+                self._split_heads(attention.key_projector(encoder_outputs), attention)
+            )
+            values.append(
+                self._split_heads(
+                    attention.value_projector(encoder_outputs), attention
+                )
+            )
+        return tuple(keys), tuple(values)
+
+    def _empty_self_attention_cache(self, decoder_token_ids):
+        backbone = self.backbone
+        head_dim = backbone.key_value_dim or (
+            backbone.hidden_dim // backbone.num_heads
+        )
+        shape = (
+            ops.shape(decoder_token_ids)[0],
+            backbone.num_heads,
+            ops.shape(decoder_token_ids)[1],
+            head_dim,
+        )
+        empty = tuple(
+            ops.zeros(shape, dtype=self.compute_dtype)
+            for _ in range(backbone.num_layers)
+        )
+        return empty, empty
+
+    def _decode_with_cache(
+        self,
+        token_ids,
+        start,
+        self_keys,
+        self_values,
+        cross_keys,
+        cross_values,
+        cross_bias,
+    ):
+        """Runs the decoder on `token_ids` (`[batch, q]`, positions `start`
+        to `start + q - 1`) against the caches (inference: no dropout).
+
+        Returns `(logits, hidden_states, self_keys, self_values)` with the
+        self-attention caches updated at those positions.
+        """
+        backbone = self.backbone
+        layers = backbone.decoder_transformer_layers
+        x = backbone.token_embedding(token_ids)
+        query_length = ops.shape(token_ids)[1]
+        cache_length = ops.shape(self_keys[0])[2]
+        # The first layer's relative position bias plus the causal mask
+        # (key position <= query position), shared by all layers.
+        bias = layers[0].self_attention.compute_bias(
+            query_length, cache_length, query_start_index=start
+        )
+        causal = ops.less_equal(
+            ops.arange(cache_length)[None, :],
+            ops.arange(query_length)[:, None] + start,
+        )
+        bias = bias + (1.0 - ops.cast(causal, bias.dtype))[None, None] * -1e9
+        new_keys, new_values = [], []
+        for index, layer in enumerate(layers):
+            attention = layer.self_attention
+            h = layer.self_attention_layer_norm(x)
+            query = self._split_heads(attention.query_projector(h), attention)
+            keys = ops.slice_update(
+                self_keys[index],
+                [0, 0, start, 0],
+                self._split_heads(attention.key_projector(h), attention),
+            )
+            values = ops.slice_update(
+                self_values[index],
+                [0, 0, start, 0],
+                self._split_heads(attention.value_projector(h), attention),
+            )
+            new_keys.append(keys)
+            new_values.append(values)
+            x = x + self._attend(query, keys, values, bias, attention)
+
+            attention = layer.cross_attention
+            h = layer.cross_attention_layer_norm(x)
+            query = self._split_heads(attention.query_projector(h), attention)
+            x = x + self._attend(
+                query, cross_keys[index], cross_values[index], cross_bias,
+                attention,
+            )
+
+            h = layer.layer_norm(x)
+            if layer.use_gated_activation:
+                h = layer.input_projector(h) * layer.gate_projector(h)
+            else:
+                h = layer.input_projector(h)
+            x = x + layer.output_projector(h)
+        x = backbone.decoder_layer_norm(x)
+        return self._logits(x), x, tuple(new_keys), tuple(new_values)
 
     def generate(
         self,
