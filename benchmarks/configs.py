@@ -10,7 +10,8 @@ import numpy as np
 # name -> T5Backbone arguments. `tied=True` is the original T5 layout (ReLU,
 # tied head, logits scaled by hidden_dim**-0.5); `tied=False` is T5 1.1
 # (gated GELU, untied head). The t5-small-sized ones match google-t5/t5-small
-# (60M parameters) in shape, and the T5 1.1 layout on the same shape.
+# (60M parameters) in shape, and the T5 1.1 layout on the same shape, with
+# T5's dropout 0.1 (active in training only, as in the PyTorch reference).
 MODEL_CONFIGS = {
     "tiny": dict(
         vocabulary_size=128,
@@ -19,6 +20,7 @@ MODEL_CONFIGS = {
         num_heads=2,
         intermediate_dim=32,
         tied=True,
+        dropout=0.0,
     ),
     "t5_small": dict(
         vocabulary_size=32128,
@@ -27,6 +29,7 @@ MODEL_CONFIGS = {
         num_heads=8,
         intermediate_dim=2048,
         tied=True,
+        dropout=0.1,
     ),
     "t5_small_v11": dict(
         vocabulary_size=32128,
@@ -35,6 +38,7 @@ MODEL_CONFIGS = {
         num_heads=8,
         intermediate_dim=2048,
         tied=False,
+        dropout=0.1,
     ),
 }
 
@@ -56,7 +60,7 @@ def layout_name(config_name):
     )
 
 
-def build_backbone(config_name, seed=0):
+def build_backbone(config_name, seed=0, dropout=None):
     """A deterministic random `T5Backbone` for `config_name`.
 
     Same distributions as `keras_prompt.models.tiny_t5.initialize_t5_weights`
@@ -68,9 +72,10 @@ def build_backbone(config_name, seed=0):
     import numpy as np
 
     config = dict(MODEL_CONFIGS[config_name])
+    if dropout is not None:
+        config["dropout"] = float(dropout)
     tied = config.pop("tied")
     backbone = keras_hub.models.T5Backbone(
-        dropout=0.0,
         activation="relu" if tied else "gelu",
         use_gated_activation=not tied,
         tie_embedding_weights=tied,
@@ -97,11 +102,12 @@ def build_backbone(config_name, seed=0):
     return backbone
 
 
-def build_model(config_name, prompt_length, seed=0, compile=False):
-    """A `PromptedT5Seq2SeqLM` on a fresh random backbone."""
+def build_model(config_name, prompt_length, seed=0, compile=False, dropout=None):
+    """A `PromptedT5Seq2SeqLM` on a fresh random backbone (`dropout`
+    overrides the configuration's)."""
     from keras_prompt import PromptedT5Seq2SeqLM
 
-    backbone = build_backbone(config_name, seed=seed)
+    backbone = build_backbone(config_name, seed=seed, dropout=dropout)
     return PromptedT5Seq2SeqLM(
         backbone,
         prompt_length=prompt_length,

@@ -29,21 +29,20 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Timed steps after warm-up; the first warm-up call traces and compiles.
 QUICK_STEPS = dict(warmup=2, steps=5)
-FULL_STEPS = dict(warmup=2, steps=10)
+FULL_STEPS = dict(warmup=2, steps=6)
 
 
 def quick_suite():
     """Every measurement kind on the tiny backbone (smoke-sized)."""
     base = dict(config="tiny", **QUICK_STEPS)
     return [
-        dict(base, kind="train", xla=True, steps=20),
-        dict(base, kind="train", xla=False, steps=20),
+        dict(base, kind="train", xla=True, steps=10),
+        dict(base, kind="train", xla=False, steps=10),
         dict(base, kind="forward", batch_size=8),
         dict(base, kind="generate", batch_size=8),
         dict(base, kind="mixed", batch_size=32, num_tasks=8),
         dict(base, kind="runtimes", batch_size=8),
-        dict(base, kind="prompt_length", prompt_length=1),
-        dict(base, kind="prompt_length", prompt_length=100),
+        dict(base, kind="prompt_length", prompt_lengths=[1, 20, 100], steps=5),
         dict(base, kind="gradient_ops"),
     ]
 
@@ -51,31 +50,37 @@ def quick_suite():
 def full_suite():
     """Everything the benchmark covers, on the t5-small-sized backbones
     (both layouts) and the tiny one."""
-    specs = []
-    for config in ("t5_small", "t5_small_v11"):
-        base = dict(config=config, **FULL_STEPS)
-        specs += [
-            dict(base, kind="train", xla=True, steps_per_execution=1),
-            dict(base, kind="train", xla=True, steps_per_execution=4, steps=4),
-            dict(base, kind="train", xla=False, steps_per_execution=1),
-            dict(base, kind="forward", batch_size=8),
-            dict(base, kind="forward", batch_size=32),
-            dict(base, kind="generate", batch_size=8),
-            dict(base, kind="generate", batch_size=32),
-        ]
-    base = dict(config="t5_small", **FULL_STEPS)
-    specs += [
-        dict(base, kind="forward", batch_size=8, xla=False),
-        dict(base, kind="generate", batch_size=8, xla=False, steps=3),
-        dict(base, kind="mixed", batch_size=32, num_tasks=8),
-        dict(base, kind="runtimes", batch_size=8),
-        dict(base, kind="prompt_length", prompt_length=1),
-        dict(base, kind="prompt_length", prompt_length=100),
-        dict(base, kind="gradient_ops"),
+    t5 = dict(config="t5_small", **FULL_STEPS)
+    v11 = dict(config="t5_small_v11", **FULL_STEPS)
+    specs = [
+        # Training: XLA on/off, with T5's dropout 0.1 and without.
+        dict(t5, kind="train", xla=True),
+        dict(t5, kind="train", xla=False),
+        dict(t5, kind="train", xla=True, dropout=0.0),
+        dict(t5, kind="train", xla=False, dropout=0.0),
+        dict(t5, kind="train", xla=True, dropout=0.0, steps_per_execution=4, steps=3),
+        dict(v11, kind="train", xla=True),
+        dict(v11, kind="train", xla=False),
+        # Forward and cached greedy generation, batch 8 and 32.
+        dict(t5, kind="forward", batch_size=8),
+        dict(t5, kind="forward", batch_size=32),
+        dict(t5, kind="forward", batch_size=8, xla=False),
+        dict(t5, kind="generate", batch_size=8),
+        dict(t5, kind="generate", batch_size=32),
+        dict(t5, kind="generate", batch_size=8, xla=False, steps=3),
+        dict(v11, kind="forward", batch_size=8),
+        dict(v11, kind="generate", batch_size=8),
+        dict(v11, kind="generate", batch_size=32),
+        # Serving.
+        dict(t5, kind="mixed", batch_size=32, num_tasks=8, steps=4),
+        dict(t5, kind="runtimes", batch_size=8, steps=4),
+        # Prompt length (20 is the default of the rows above).
+        dict(t5, kind="prompt_length", prompt_lengths=[1, 20, 100], dropout=0.0,
+             steps=4),
+        dict(t5, kind="gradient_ops"),
         dict(kind="convert_hf_t5", config="t5_small"),
     ]
-    specs += [dict(spec, suite="full") for spec in quick_suite()]
-    return specs
+    return specs + quick_suite()
 
 
 SUITES = {"quick": quick_suite, "full": full_suite}

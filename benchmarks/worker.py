@@ -77,10 +77,30 @@ def _timing_fields(
 
 
 def _tracing_count(function):
+    """How many times a `tf.function` was traced (1 = no retracing). For a
+    plain Python wrapper (Keras's `train_function`), the traced functions it
+    closes over are reported as a dict."""
     try:
         return int(function.experimental_get_tracing_count())
     except Exception:
+        pass
+    try:
+        import inspect
+
+        nonlocals = inspect.getclosurevars(function).nonlocals
+    except Exception:
         return None
+    counts = {}
+    for name, value in nonlocals.items():
+        if hasattr(value, "experimental_get_tracing_count"):
+            counts[name] = int(value.experimental_get_tracing_count())
+        elif callable(value) and hasattr(value, "__closure__"):
+            inner = _tracing_count(value)
+            if isinstance(inner, dict):
+                counts.update({f"{name}.{k}": v for k, v in inner.items()})
+            elif inner is not None:
+                counts[name] = inner
+    return counts or None
 
 
 # --------------------------------------------------------------------- #
@@ -108,6 +128,7 @@ def _fit_timed(ctx, model, dataset, warmup, steps):
 
     stamps = []
     cpu_stamps = []
+    tracings_after_warmup = []
 
     class Timer(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -119,6 +140,8 @@ def _fit_timed(ctx, model, dataset, warmup, steps):
                 float(logs["loss"])  # forces the step to finish
             stamps.append(time.perf_counter())
             cpu_stamps.append(time.process_time())
+            if len(stamps) == warmup + 1:
+                tracings_after_warmup.append(_tracing_count(model.train_function))
 
     spe = int(ctx.spec.get("steps_per_execution", 1))
     executions = warmup + steps
@@ -134,6 +157,7 @@ def _fit_timed(ctx, model, dataset, warmup, steps):
     first = deltas[0]
     times = [delta / spe for delta in deltas[warmup:]]
     cpu_times = [delta / spe for delta in cpu_deltas[warmup:]]
+    ctx.tracings_after_warmup = (tracings_after_warmup or [None])[0]
     return first, times, cpu_times
 
 
@@ -141,7 +165,9 @@ def measure_train(ctx):
     """Training examples/s and tokens/s with `model.fit`, and peak RSS."""
     tf = ctx.tf
     spec = ctx.spec
-    model = configs.build_model(spec["config"], spec["prompt_length"])
+    model = configs.build_model(
+        spec["config"], spec["prompt_length"], dropout=spec.get("dropout")
+    )
     xla = bool(spec.get("xla", True))
     spe = int(spec.get("steps_per_execution", 1))
     model.compile(jit_compile=xla, steps_per_execution=spe)
@@ -163,7 +189,12 @@ def measure_train(ctx):
         key: spec[key]
         for key in ("batch_size", "encoder_length", "decoder_length", "prompt_length")
     }
-    settings.update(xla=xla, steps_per_execution=spe, optimizer="Adafactor(0.3)")
+    settings.update(
+        xla=xla,
+        steps_per_execution=spe,
+        optimizer="Adafactor(0.3)",
+        dropout=model.backbone.dropout,
+    )
     common.emit(
         ctx.record(
             "train",
@@ -178,6 +209,7 @@ def measure_train(ctx):
             ),
             backbone_unchanged=frozen,
             train_function_tracings=_tracing_count(model.train_function),
+            train_function_tracings_after_warmup=ctx.tracings_after_warmup,
             rss_before_training_mb=rss_before,
             peak_rss_before_training_mb=peak_before_training,
             peak_rss_during_training_mb=common.phase_peak_rss_mb(),
@@ -585,12 +617,16 @@ def measure_runtimes(ctx):
 # Prompt length.
 # --------------------------------------------------------------------- #
 def measure_prompt_length(ctx):
-    """Training step and forward cost at one prompt length; the report
-    divides by `encoder_length + prompt_length` to check that cost grows
-    with the encoder sequence, no more."""
-    spec = ctx.spec
-    measure_train(ctx)
-    measure_forward(ctx)
+    """Training step and forward cost at each of `prompt_lengths` (one
+    process; a fresh model per length). The report divides by
+    `encoder_length + prompt_length` to check that cost grows with the
+    encoder sequence, no more."""
+    base = dict(ctx.spec)
+    for prompt_length in base.get("prompt_lengths", [base["prompt_length"]]):
+        ctx.spec = dict(base, prompt_length=int(prompt_length))
+        measure_train(ctx)
+        measure_forward(ctx)
+    ctx.spec = base
 
 
 # --------------------------------------------------------------------- #
