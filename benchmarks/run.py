@@ -59,8 +59,6 @@ def full_suite():
         dict(t5, kind="train", xla=True, dropout=0.0),
         dict(t5, kind="train", xla=False, dropout=0.0),
         dict(t5, kind="train", xla=True, dropout=0.0, steps_per_execution=4, steps=3),
-        dict(v11, kind="train", xla=True),
-        dict(v11, kind="train", xla=False),
         # Forward and cached greedy generation, batch 8 and 32.
         dict(t5, kind="forward", batch_size=8),
         dict(t5, kind="forward", batch_size=32),
@@ -68,9 +66,6 @@ def full_suite():
         dict(t5, kind="generate", batch_size=8),
         dict(t5, kind="generate", batch_size=32),
         dict(t5, kind="generate", batch_size=8, xla=False, steps=3),
-        dict(v11, kind="forward", batch_size=8),
-        dict(v11, kind="generate", batch_size=8),
-        dict(v11, kind="generate", batch_size=32),
         # Serving.
         dict(t5, kind="mixed", batch_size=32, num_tasks=8, steps=4),
         dict(t5, kind="runtimes", batch_size=8, steps=4),
@@ -78,6 +73,12 @@ def full_suite():
         dict(t5, kind="prompt_length", prompt_lengths=[1, 20, 100], dropout=0.0,
              steps=4),
         dict(t5, kind="gradient_ops"),
+        # The T5 1.1 layout (gated GELU, untied head).
+        dict(v11, kind="train", xla=True),
+        dict(v11, kind="train", xla=False),
+        dict(v11, kind="forward", batch_size=8),
+        dict(v11, kind="generate", batch_size=8),
+        dict(v11, kind="generate", batch_size=32),
         dict(kind="convert_hf_t5", config="t5_small"),
     ]
     return specs + quick_suite()
