@@ -254,9 +254,10 @@ def prompt_tune(backbone, preprocessor, task, *, steps=600, batch_size=32,
         optimizer.apply(tape.gradient(loss, variables), variables)
         return loss
 
+    scorer = Scorer(prompted_logits_fn(model))
     history = _loop(step_fn, train, steps, batch_size, seed, eval_every,
-                    lambda: Scorer(prompted_logits_fn(model)).rank_accuracy(validation), log,
-                    progress)
+                    lambda: scorer.rank_accuracy(validation), log, progress,
+                    snapshot=model.get_prompt, restore=model.set_prompt)
     return model, history
 
 
@@ -283,14 +284,26 @@ def model_tune(backbone, preprocessor, task, *, steps=600, batch_size=32,
         optimizer.apply(tape.gradient(loss, variables), variables)
         return loss
 
+    scorer = Scorer(backbone_logits_fn(backbone))
+
+    def restore(values):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
     history = _loop(step_fn, train, steps, batch_size, seed, eval_every,
-                    lambda: Scorer(backbone_logits_fn(backbone)).rank_accuracy(validation), log,
-                    progress)
+                    lambda: scorer.rank_accuracy(validation), log, progress,
+                    snapshot=lambda: [v.numpy().copy() for v in variables],
+                    restore=restore)
     return backbone, history
 
 
-def _loop(step_fn, train, steps, batch_size, seed, eval_every, validate, log, progress=0):
+def _loop(step_fn, train, steps, batch_size, seed, eval_every, validate, log, progress=0,
+          snapshot=None, restore=None):
+    """Trains for `steps`; with `eval_every`, validates periodically and
+    keeps the weights of the best validation accuracy (the paper's early
+    stopping), restoring them at the end."""
     rng = np.random.default_rng([seed, 7])
+    best = (-1.0, None, 0)
     bar = None
     if progress:
         import keras
@@ -314,4 +327,10 @@ def _loop(step_fn, train, steps, batch_size, seed, eval_every, validate, log, pr
                             "seconds": round(time.time() - start, 1)})
             log(f"  step {step}: loss {history[-1]['loss']:.4f}"
                 + (f", validation {accuracy:.1f}" if accuracy is not None else ""))
+            if accuracy is not None and snapshot is not None and accuracy > best[0]:
+                best = (accuracy, snapshot(), step)
+    if best[1] is not None and restore is not None:
+        restore(best[1])
+        history.append({"best_step": best[2], "best_validation_accuracy": best[0]})
+        log(f"  kept the prompt/weights of step {best[2]} (validation {best[0]:.1f})")
     return history

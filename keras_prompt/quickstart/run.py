@@ -99,7 +99,7 @@ def run_quickstart(output, preset="t5_tiny_demo", task_names=DEFAULT_TASKS,
             backbone, preprocessor, name, steps=steps, batch_size=batch_size,
             prompt_length=prompt_length, initializer=prompt_initializer,
             learning_rate=learning_rate, seed=seed + number,
-            eval_every=max(1, steps // 3), progress=verbose, log=_say)
+            eval_every=max(1, steps // 6), progress=verbose, log=_say)
         os.makedirs(os.path.join(output, "prompts"), exist_ok=True)
         prompt_path = model.save_prompt(
             os.path.join(output, "prompts", f"{name}.safetensors"), task=name,
