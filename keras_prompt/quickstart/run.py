@@ -25,12 +25,12 @@ DEFAULT_TASKS = ("demo_animal", "demo_mood")
 
 
 def weights_sha256(backbone):
-    """SHA-256 over every backbone weight (path and bytes)."""
+    """SHA-256 over every backbone weight (shape and bytes, in order)."""
     import hashlib
 
     digest = hashlib.sha256()
     for weight in backbone.weights:
-        digest.update(weight.path.encode())
+        digest.update(str(tuple(weight.shape)).encode())
         digest.update(np.ascontiguousarray(np.asarray(weight.numpy())).tobytes())
     return digest.hexdigest()
 
