@@ -95,6 +95,31 @@ def _ratio(value, reference):
     return f"{value / reference:.2f}×"
 
 
+def _cpu(record):
+    value = (record.get("cpu_seconds_per_call") or {}).get("median")
+    return "–" if value is None else f"{value:.3g}"
+
+
+def _estimate(record):
+    """Batch / (CPU seconds / threads): the throughput if the process had
+    had its threads' cores to itself with perfect scaling (an optimistic
+    bound, for rows measured under load)."""
+    value = (record.get("cpu_seconds_per_call") or {}).get("median")
+    batch = _s(record, "batch_size")
+    threads = _s(record, "threads") or 2
+    if not value or not batch:
+        return "–"
+    return f"{batch / (value / threads):.3g}"
+
+
+def _retraced(record):
+    after = record.get("train_function_tracings_after_warmup")
+    end = record.get("train_function_tracings")
+    if after is None or end is None:
+        return "?"
+    return "no" if after == end else f"yes ({after} -> {end})"
+
+
 def _config_sort(config):
     order = {"t5_small": 0, "t5_small_v11": 1, "tiny": 2}
     return order.get(config, 9)
@@ -135,6 +160,10 @@ def render(records, aggregate="best"):
             "steps after warm-up, with min–max in parentheses; "
             + ("the best of repeated runs is shown." if aggregate == "best"
                else "the latest run is shown.")
+            + " CPU s = process CPU seconds (all threads) per step/call; the "
+            "CPU-bound estimate = batch ÷ (CPU s ÷ threads) is what the row "
+            "would give with its 2 cores to itself and perfect scaling — an "
+            "optimistic bound, useful only for rows measured under load."
         )
         emit("")
 
@@ -148,8 +177,9 @@ def render(records, aggregate="best"):
              "Peak RSS is the whole process (imports, model, training).")
         emit("")
         emit("| model | layout | dropout | XLA | steps/execution | examples/s | tokens/s | "
-             "CPU s/step | peak RSS MiB | vs reference | load |")
-        emit("|---|---|---|---|---|---|---|---|---|---|---|")
+             "CPU s/step | CPU-bound estimate examples/s | first step s "
+             "| retraced after warm-up | peak RSS MiB | vs reference | load |")
+        emit("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         groups = _group(
             train,
             lambda r: (r["config"], -(_s(r, "dropout") or 0), _s(r, "xla"),
@@ -165,7 +195,8 @@ def render(records, aggregate="best"):
                 f"| {'on' if _s(r, 'xla') else 'off'} "
                 f"| {_s(r, 'steps_per_execution')} | {_throughput(r)} "
                 f"| {_median(r, 'tokens_per_second') or 0:.4g} "
-                f"| {cpu if cpu is not None else '–'} "
+                f"| {cpu if cpu is not None else '–'} | {_estimate(r)} "
+                f"| {r.get('first_call_seconds', 0):.3g} | {_retraced(r)} "
                 f"| {r.get('peak_rss_mb', 0):.0f} "
                 f"| {_ratio(_median(r), reference)} | {_load(r)} |"
             )
@@ -181,8 +212,9 @@ def render(records, aggregate="best"):
              "target tokens. Generation: `model.generate()` of 8 new tokens "
              "(greedy, KerasHub cached decoding, no early stop).")
         emit("")
-        emit("| model | work | batch | XLA | examples/s | vs reference | load |")
-        emit("|---|---|---|---|---|---|---|")
+        emit("| model | work | batch | XLA | examples/s | vs reference | CPU s/call "
+             "| CPU-bound estimate examples/s | load |")
+        emit("|---|---|---|---|---|---|---|---|---|")
         groups = _group(
             fwd + gen,
             lambda r: (r["config"], r["benchmark"], _s(r, "batch_size"), _s(r, "xla")),
@@ -198,7 +230,8 @@ def render(records, aggregate="best"):
             emit(
                 f"| {r['config']} | {work} | {_s(r, 'batch_size')} "
                 f"| {'on' if _s(r, 'xla') else 'off'} | {_throughput(r)} "
-                f"| {_ratio(_median(r), reference)} | {_load(r)} |"
+                f"| {_ratio(_median(r), reference)} | {_cpu(r)} | {_estimate(r)} "
+                f"| {_load(r)} |"
             )
         emit("")
 
@@ -212,8 +245,9 @@ def render(records, aggregate="best"):
              "generation: `generate(prompts=...)`); single = the model's own "
              "prompt.")
         emit("")
-        emit("| model | work | single examples/s | mixed examples/s | mixed / single | load |")
-        emit("|---|---|---|---|---|---|")
+        emit("| model | work | single examples/s | mixed examples/s | mixed / single "
+             "(wall) | mixed / single (CPU s) | load |")
+        emit("|---|---|---|---|---|---|---|")
         groups = _group(mixed, lambda r: (r["config"], r["benchmark"], r.get("repeat_id")))
         pairs = _group(mixed, lambda r: (r["config"], r["benchmark"],
                                          r.get("time_utc", "")[:16]))
@@ -231,8 +265,11 @@ def render(records, aggregate="best"):
                 else max(candidates, key=lambda c: _median(c[1]))
             )
             work = "forward" if bench == "mixed_forward" else "greedy 8 tokens"
+            cpu_single = (single.get("cpu_seconds_per_call") or {}).get("median")
+            cpu_mix = (mix.get("cpu_seconds_per_call") or {}).get("median")
+            cpu_ratio = f"{cpu_single / cpu_mix:.3f}" if cpu_single and cpu_mix else "–"
             emit(f"| {config} | {work} | {_throughput(single)} | {_throughput(mix)} "
-                 f"| {ratio:.3f} | {_load(mix)} |")
+                 f"| {ratio:.3f} | {cpu_ratio} | {_load(mix)} |")
         emit("")
 
     # ---- runtimes -------------------------------------------------- #

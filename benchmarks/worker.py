@@ -354,12 +354,14 @@ def measure_mixed(ctx):
     mixed = tf.function(mixed_fn, jit_compile=xla)
     ids = tf.constant(task_ids, tf.int32)
     results = {}
-    # Interleave the two so that load changes hit both alike.
-    for round_index in range(2):
-        for name, step in (
+    rounds = int(spec.get("rounds", 2))
+    # Interleave the two (ABBA...) so that load changes hit both alike.
+    for round_index in range(rounds):
+        pair = (
             ("single", lambda: single(inputs)),
             ("mixed", lambda: mixed(inputs, ids)),
-        ):
+        )
+        for name, step in pair if round_index % 2 == 0 else pair[::-1]:
             cpu_times = []
             first, times = common.time_steps(
                 step, warmup if round_index == 0 else 1, steps,
@@ -398,8 +400,9 @@ def measure_mixed(ctx):
     )
     prompts = bank[task_ids]
     results = {}
-    for round_index in range(2):
-        for name, prompt_arg in (("single", None), ("mixed", prompts)):
+    for round_index in range(rounds):
+        pair = (("single", None), ("mixed", prompts))
+        for name, prompt_arg in pair if round_index % 2 == 0 else pair[::-1]:
 
             def step(prompt_arg=prompt_arg):
                 return model.generate(batch, stop_token_ids=None, prompts=prompt_arg)
