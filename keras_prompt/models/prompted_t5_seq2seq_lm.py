@@ -1,5 +1,4 @@
 import logging
-import types
 
 import keras
 import keras_hub
@@ -97,7 +96,6 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             )
         # === Layers ===
         backbone.trainable = False
-        _use_fast_dropout(backbone, xla=False)
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.prompt_initializer = prompt_initializer
@@ -350,7 +348,6 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             **kwargs,
         )
         self._score_function = None
-        _use_fast_dropout(self.backbone, xla=bool(self.jit_compile))
 
     # === Generation ===
 
@@ -921,68 +918,3 @@ def _mask_after_stop(token_ids, padding_mask, stop_token_ids):
     stops = ops.cast(ops.logical_and(is_stop, generated), "int32")
     after_stop = ops.cumsum(stops, axis=-1) - stops
     return ops.equal(after_stop, 0)
-
-
-def _hash_keep_mask(shape, seed, rate):
-    """Bernoulli(1 - rate) keep mask from a counter-based hash (MurmurHash3's
-    32-bit finalizer over the element index mixed with the seed): a handful
-    of fused integer ops under XLA."""
-    size = tf.reduce_prod(shape)
-    seed = tf.bitcast(tf.cast(seed, tf.int32), tf.uint32)
-    x = tf.range(size, dtype=tf.int32)
-    x = tf.bitcast(x, tf.uint32) * tf.constant(0x9E3779B9, tf.uint32)
-    x = tf.bitwise.bitwise_xor(x + seed[0], seed[1] * tf.constant(0x85EBCA77, tf.uint32))
-    for shift, multiplier in ((16, 0x85EBCA6B), (13, 0xC2B2AE35), (16, None)):
-        x = tf.bitwise.bitwise_xor(
-            x, tf.bitwise.right_shift(x, tf.constant(shift, tf.uint32))
-        )
-        if multiplier is not None:
-            x = x * tf.constant(multiplier, tf.uint32)
-    threshold = tf.constant(min(int(rate * 2.0**32), 2**32 - 1), tf.uint32)
-    return tf.reshape(x >= threshold, shape)
-
-
-def _fast_dropout_call(self, inputs, training=False):
-    """`keras.layers.Dropout.call` (same keep probability, scaling and seed
-    generator) with a cheaper random source.
-
-    Why: XLA on CPU expands TensorFlow's stateless generators (Philox,
-    which Keras's dropout uses) into slow scalar integer code; with T5's
-    dropout 0.1 that made the XLA train step of a t5-small-sized model ~60%
-    slower than without dropout. When the model trains with XLA
-    (`self._xla_dropout`, set from `jit_compile`) the mask comes from a
-    counter hash (`_hash_keep_mask`) that XLA fuses; otherwise from
-    TensorFlow's Philox kernel, as before.
-    """
-    if not training or self.rate <= 0:
-        return inputs
-    seed = self.seed_generator.next()
-    seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-    inputs = tf.convert_to_tensor(inputs)
-    shape = tf.shape(inputs)
-    if getattr(self, "_xla_dropout", False):
-        keep = _hash_keep_mask(shape, seed, self.rate)
-    else:
-        keep = tf.random.stateless_uniform(
-            shape, seed=seed, dtype=inputs.dtype, alg="philox"
-        ) >= self.rate
-    return tf.where(
-        keep, inputs * (1.0 / (1.0 - self.rate)), tf.zeros_like(inputs)
-    )
-
-
-def _dropout_layers(backbone):
-    return [
-        layer
-        for layer in backbone._flatten_layers(include_self=False)
-        if type(layer) is keras.layers.Dropout and layer.noise_shape is None
-    ]
-
-
-def _use_fast_dropout(backbone, xla):
-    """Routes the backbone's dropout layers through `_fast_dropout_call`
-    (instance-level: the layers, their configs and seed states are
-    unchanged; layers with a `noise_shape` keep Keras's implementation)."""
-    for layer in _dropout_layers(backbone):
-        layer.call = types.MethodType(_fast_dropout_call, layer)
-        layer._xla_dropout = bool(xla)
