@@ -524,4 +524,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m keras_prompt.cli`: run the importable module's `main`, whose
+    # registry the subcommand modules (`from keras_prompt.cli import
+    # register_subcommand`) fill, not this `__main__` copy's.
+    from keras_prompt.cli import main as _main
+
+    sys.exit(_main())
