@@ -237,6 +237,7 @@ def render(records, aggregate="best"):
 
     # ---- mixed tasks ----------------------------------------------- #
     mixed = [r for r in measured if r["benchmark"] in ("mixed_forward", "mixed_generate")]
+    rows = {}
     if mixed:
         emit("### Mixed-task batches")
         emit("")
@@ -246,12 +247,11 @@ def render(records, aggregate="best"):
              "prompt.")
         emit("")
         emit("| model | work | single examples/s | mixed examples/s | mixed / single "
-             "(wall) | mixed / single (CPU s) | load |")
-        emit("|---|---|---|---|---|---|---|")
+             "(wall) | mixed / single (CPU s) | timed calls each | load |")
+        emit("|---|---|---|---|---|---|---|---|")
         groups = _group(mixed, lambda r: (r["config"], r["benchmark"], r.get("repeat_id")))
         pairs = _group(mixed, lambda r: (r["config"], r["benchmark"],
                                          r.get("time_utc", "")[:16]))
-        rows = {}
         for (config, bench, _), items in pairs.items():
             single = [r for r in items if _s(r, "batch") == "single"]
             mix = [r for r in items if _s(r, "batch") == "mixed"]
@@ -259,17 +259,17 @@ def render(records, aggregate="best"):
                 ratio = _median(mix[-1]) / _median(single[-1])
                 rows.setdefault((config, bench), []).append((ratio, single[-1], mix[-1]))
         for (config, bench) in sorted(rows, key=lambda k: (_config_sort(k[0]), k[1])):
-            candidates = rows[(config, bench)]
-            ratio, single, mix = (
-                candidates[-1] if aggregate == "latest"
-                else max(candidates, key=lambda c: _median(c[1]))
-            )
-            work = "forward" if bench == "mixed_forward" else "greedy 8 tokens"
-            cpu_single = (single.get("cpu_seconds_per_call") or {}).get("median")
-            cpu_mix = (mix.get("cpu_seconds_per_call") or {}).get("median")
-            cpu_ratio = f"{cpu_single / cpu_mix:.3f}" if cpu_single and cpu_mix else "–"
-            emit(f"| {config} | {work} | {_throughput(single)} | {_throughput(mix)} "
-                 f"| {ratio:.3f} | {cpu_ratio} | {_load(mix)} |")
+            # Every measurement is a row: the ratio is noisy under load.
+            for ratio, single, mix in rows[(config, bench)]:
+                work = "forward" if bench == "mixed_forward" else "greedy 8 tokens"
+                cpu_single = (single.get("cpu_seconds_per_call") or {}).get("median")
+                cpu_mix = (mix.get("cpu_seconds_per_call") or {}).get("median")
+                cpu_ratio = (
+                    f"{cpu_single / cpu_mix:.3f}" if cpu_single and cpu_mix else "–"
+                )
+                emit(f"| {config} | {work} | {_throughput(single)} "
+                     f"| {_throughput(mix)} | {ratio:.3f} | {cpu_ratio} "
+                     f"| {single['seconds_per_call']['n']} | {_load(mix)} |")
         emit("")
 
     # ---- runtimes -------------------------------------------------- #
@@ -388,13 +388,15 @@ def render(records, aggregate="best"):
                  f"(2× {REFERENCE[f'generate_{batch}']}) | {value:.3g} "
                  f"| {'yes' if value >= target else 'no'} |")
     for bench, label in (("mixed_forward", "forward"), ("mixed_generate", "generation")):
-        ratios = [r for r in measured if r["benchmark"] == bench + "_ratio"
-                  and r["config"] == MAIN_CONFIG]
-        if ratios:
-            value = ratios[-1]["mixed_over_single_throughput"] if aggregate == "latest" \
-                else max(r["mixed_over_single_throughput"] for r in ratios)
-            emit(f"| mixed-task batch ≥ 0.95× single ({label}, batch 32) | {value:.3f}× "
-                 f"| {'yes' if value >= TARGETS['mixed'] else 'no'} |")
+        pairs = rows.get((MAIN_CONFIG, bench), []) if mixed else []
+        if pairs:
+            # The measurement with the most interleaved timed calls.
+            ratio, single, _ = max(
+                pairs, key=lambda p: (p[1]["seconds_per_call"]["n"], p[1].get("time_utc", ""))
+            )
+            emit(f"| mixed-task batch ≥ 0.95× single ({label}, batch 32) | {ratio:.3f}× "
+                 f"({single['seconds_per_call']['n']} interleaved calls each; load "
+                 f"{_load(single)}) | {'yes' if ratio >= TARGETS['mixed'] else 'no'} |")
     ort = best([r for r in runtimes if r["config"] == MAIN_CONFIG
                 and r["benchmark"] == "runtime_forward" and _s(r, "runtime") == "onnxruntime"])
     saved = best([r for r in runtimes if r["config"] == MAIN_CONFIG
