@@ -353,45 +353,11 @@ def measure_mixed(ctx):
 
     mixed = tf.function(mixed_fn, jit_compile=xla)
     ids = tf.constant(task_ids, tf.int32)
-    results = {}
     rounds = int(spec.get("rounds", 2))
-    # Interleave the two (ABBA...) so that load changes hit both alike.
-    for round_index in range(rounds):
-        pair = (
-            ("single", lambda: single(inputs)),
-            ("mixed", lambda: mixed(inputs, ids)),
-        )
-        for name, step in pair if round_index % 2 == 0 else pair[::-1]:
-            cpu_times = []
-            first, times = common.time_steps(
-                step, warmup if round_index == 0 else 1, steps,
-                sync=lambda logits: logits.numpy(), cpu_times=cpu_times,
-            )
-            results.setdefault(name, {"times": [], "cpu": [], "first": first})
-            results[name]["times"] += times
-            results[name]["cpu"] += cpu_times
-    for name in ("single", "mixed"):
-        common.emit(
-            ctx.record(
-                "mixed_forward",
-                dict(settings, batch=name),
-                **_timing_fields(
-                    results[name]["first"], results[name]["times"], batch_size,
-                    cpu_times=results[name]["cpu"],
-                ),
-            )
-        )
-    ratio = common.summarize(results["single"]["times"])["median"] / common.summarize(
-        results["mixed"]["times"]
-    )["median"]
-    common.emit(
-        ctx.record(
-            "mixed_forward_ratio",
-            settings,
-            mixed_over_single_throughput=ratio,
-            target=">= 0.95",
-            met=ratio >= 0.95,
-        )
+    _compare_single_and_mixed(
+        ctx, "mixed_forward", settings, batch_size, rounds, warmup, steps,
+        single=lambda: single(inputs), mixed=lambda: mixed(inputs, ids),
+        sync=lambda logits: logits.numpy(),
     )
 
     # Generation through model.generate(prompts=...).
@@ -399,17 +365,24 @@ def measure_mixed(ctx):
         batch_size, spec["encoder_length"], new_tokens, vocab
     )
     prompts = bank[task_ids]
+    _compare_single_and_mixed(
+        ctx, "mixed_generate", settings, batch_size, rounds, warmup, steps,
+        single=lambda: model.generate(batch, stop_token_ids=None),
+        mixed=lambda: model.generate(batch, stop_token_ids=None, prompts=prompts),
+    )
+
+
+def _compare_single_and_mixed(ctx, kind, settings, batch_size, rounds, warmup,
+                              steps, single, mixed, sync=None):
+    """Times `single` and `mixed` interleaved (ABBA...) so that load changes
+    hit both alike; emits one record each and their throughput ratio."""
     results = {}
     for round_index in range(rounds):
-        pair = (("single", None), ("mixed", prompts))
-        for name, prompt_arg in pair if round_index % 2 == 0 else pair[::-1]:
-
-            def step(prompt_arg=prompt_arg):
-                return model.generate(batch, stop_token_ids=None, prompts=prompt_arg)
-
+        pair = (("single", single), ("mixed", mixed))
+        for name, step in pair if round_index % 2 == 0 else pair[::-1]:
             cpu_times = []
             first, times = common.time_steps(
-                step, warmup if round_index == 0 else 1, steps,
+                step, warmup if round_index == 0 else 1, steps, sync=sync,
                 cpu_times=cpu_times,
             )
             results.setdefault(name, {"times": [], "cpu": [], "first": first})
@@ -418,7 +391,7 @@ def measure_mixed(ctx):
     for name in ("single", "mixed"):
         common.emit(
             ctx.record(
-                "mixed_generate",
+                kind,
                 dict(settings, batch=name),
                 **_timing_fields(
                     results[name]["first"], results[name]["times"], batch_size,
@@ -431,7 +404,7 @@ def measure_mixed(ctx):
     )["median"]
     common.emit(
         ctx.record(
-            "mixed_generate_ratio",
+            f"{kind}_ratio",
             settings,
             mixed_over_single_throughput=ratio,
             target=">= 0.95",
