@@ -9,6 +9,7 @@ from keras_prompt import convert  # noqa: E402
 from keras_prompt import data  # noqa: E402
 from keras_prompt import initializers  # noqa: E402
 from keras_prompt import optimizers  # noqa: E402
+from keras_prompt import quickstart  # noqa: E402  (registers the demo tasks)
 from keras_prompt import training  # noqa: E402
 from keras_prompt.layers.prompt_layer import PromptLayer  # noqa: E402
 from keras_prompt.models.prompted_t5_seq2seq_lm import (  # noqa: E402
