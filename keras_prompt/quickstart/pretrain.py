@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -38,6 +39,8 @@ ARCHITECTURE = dict(
 VOCABULARY_SIZE = 512
 ENCODER_LENGTH = 40
 DECODER_LENGTH = 16
+
+logger = logging.getLogger(__name__)
 
 
 def train_tokenizer(seed, vocabulary_size=VOCABULARY_SIZE):
@@ -118,8 +121,13 @@ def pretrain(output, seed=0, steps=600, batch_size=32, learning_rate=2e-3,
              snapshot_every=1000):
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        # TensorFlow already started in this process (e.g. in a test run):
+        # its thread pools are fixed; results do not depend on them.
+        logger.info("TensorFlow already initialised; keeping its threads.")
     tf.config.experimental.enable_op_determinism()
     import keras
     import keras_hub
