@@ -37,6 +37,7 @@ setup(
         "tf2onnx>=1.17,<1.18",
         "onnx>=1.17",
         "onnxruntime>=1.20",
+        "ai-edge-litert>=2.0",
         "safetensors>=0.4",
         "sentencepiece>=0.2",
         "numpy>=1.26",
@@ -47,6 +48,8 @@ setup(
             "pytest>=8",
             "pytest-xdist>=3.5",
             "tensorflow-serving-api>=2.21,<2.22",
+            # KerasHub's own task conformance checks (its test_case) use it.
+            "grain",
         ],
     },
     entry_points={"console_scripts": ["keras-prompt=keras_prompt.cli:main"]},

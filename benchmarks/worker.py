@@ -349,7 +349,7 @@ def measure_mixed(ctx):
 
     def mixed_fn(i, ids):
         prompts = tf.gather(bank_tensor, ids)
-        return model({**i, "prompts": prompts}, training=False)
+        return model.forward(i, prompts=prompts, training=False)
 
     mixed = tf.function(mixed_fn, jit_compile=xla)
     ids = tf.constant(task_ids, tf.int32)

@@ -9,6 +9,7 @@ import pytest
 from keras_prompt import cli
 from keras_prompt.prompts.prompt_file import read_prompt_file
 from tests.training.fixtures import TEMPLATE
+from tests.training.fixtures import file_task
 from tests.training.fixtures import make_rows
 from tests.training.fixtures import make_tiny_preset
 from tests.training.fixtures import write_csv
@@ -55,7 +56,7 @@ def test_plugins_can_register_subcommands(capsys):
         assert cli.main(["hello", "--name", "tpu"]) == 0
         assert capsys.readouterr().out.strip() == "hello tpu"
     finally:
-        cli._SUBCOMMANDS.pop("hello")
+        cli.unregister_subcommand("hello")
 
 
 def test_csv_task_trains_evaluates_predicts_and_inspects(
@@ -188,12 +189,13 @@ def test_library_rejects_bad_sizes_before_loading_anything(tmp_path):
     from keras_prompt.training import TrainingError
     from keras_prompt.training import train
 
-    for kwargs, message in [({"batch_size": 0}, "batch size"),
-                            ({"prompt_length": 0}, "prompt length"),
-                            ({"steps": -1}, "number of steps")]:
+    task = file_task("missing.csv")
+    for kwargs, message in [({"batch_size": 0}, "batch_size"),
+                            ({"prompt_length": 0}, "prompt_length"),
+                            ({"steps": -1}, "steps"),
+                            ({"stepz": 3}, "Unknown training settings")]:
         with pytest.raises(TrainingError, match=message):
             # The backbone does not even exist: nothing is loaded first.
-            train("no-such-preset", output_dir=str(tmp_path / "x"),
-                  train_file="missing.csv", template=TEMPLATE,
-                  labels="a,b", **kwargs)
+            train("no-such-preset", task, output_dir=str(tmp_path / "x"),
+                  **kwargs)
     assert not (tmp_path / "x").exists()

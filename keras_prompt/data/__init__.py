@@ -2,6 +2,8 @@
 
 from keras_prompt.data.data_error import DataError
 from keras_prompt.data.file_source import FileSource
+from keras_prompt.data.file_source import infer_file_format
+from keras_prompt.data.file_source import read_rows
 from keras_prompt.data.file_task import file_task
 from keras_prompt.data.glue_formatter import GlueFormatter
 from keras_prompt.data.glue_tasks import GLUE_TASKS

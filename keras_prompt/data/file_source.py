@@ -18,12 +18,13 @@ def infer_file_format(path):
         return ext
     raise DataError(
         f"Cannot tell the format of '{path}' from its extension; name it "
-        "*.csv, *.tsv or *.jsonl (or pass file_format=/--file-format)."
+        "*.csv, *.tsv or *.jsonl (or pass file_format)."
     )
 
 
-def _read_rows(path, file_format):
-    """Yield `(line_number, dict)` for each data row, and the header."""
+def read_rows(path, file_format):
+    """The header and `(line_number, row dict)` of every data row of a
+    CSV/TSV/JSONL file (`file_format` from `infer_file_format`)."""
     if file_format in ("csv", "tsv"):
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(
@@ -131,7 +132,7 @@ class FileSource:
             f"Line {line} of '{path}' has label {text!r} in column "
             f"'{self.label_column}', which is not one of the label words "
             f"{self.label_words} (nor an index 0..{len(self.label_words) - 1}). "
-            "Fix the row or add the word to --labels."
+            "Fix the row or add the word to labels."
         )
 
     def read(self, split):
@@ -140,15 +141,15 @@ class FileSource:
             return self._cache[split]
         path = self._path(split)
         file_format = self.file_format or infer_file_format(path)
-        header, rows = _read_rows(path, file_format)
+        header, rows = read_rows(path, file_format)
         needed = self.columns + [self.label_column]
         if file_format != "jsonl":
             for column in needed:
                 if column not in header:
                     raise DataError(
                         f"Column '{column}' is missing from '{path}' (its "
-                        f"columns are {header}). Fix the template/--template "
-                        "or --label-column, or add the column to the file."
+                        f"columns are {header}). Fix the template "
+                        "or label_column, or add the column to the file."
                     )
         if not rows:
             raise DataError(
@@ -164,7 +165,7 @@ class FileSource:
                     raise DataError(
                         f"Column '{column}' is missing from line {line} of "
                         f"'{path}' (the row has {sorted(row)}). Fix the row, "
-                        "the template or --label-column."
+                        "the template or label_column."
                     )
             for column in self.columns:
                 data[column].append(_to_text(row[column]))

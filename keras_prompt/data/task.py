@@ -52,7 +52,7 @@ class Task:
         if len(label_words) < 2:
             raise DataError(
                 f"Task '{name}' needs at least two label words, got "
-                f"{label_words}. Pass them with --labels a,b,..."
+                f"{label_words}. Pass them as labels=['a', 'b', ...]."
             )
         if any(not w.strip() for w in label_words):
             raise DataError(f"Task '{name}' has an empty label word: {label_words}.")

@@ -39,8 +39,8 @@ def get_task(name):
     if name not in _TASKS:
         raise DataError(
             f"Unknown task '{name}'. Known tasks: {', '.join(list_tasks())}. "
-            "For your own data use --train-file/--validation-file with "
-            "--template, --label-column and --labels."
+            "For your own data build a file task (train_file/validation_file "
+            "with template, label_column and labels)."
         )
     factory = _TASKS[name]
     return factory() if callable(factory) else factory
@@ -54,8 +54,12 @@ def list_tasks():
 
 def _ensure_builtin_tasks():
     # Imported lazily so that importing the registry has no side effects
-    # beyond registering the built-in GLUE/SuperGLUE tasks once.
+    # beyond registering the built-in GLUE/SuperGLUE tasks and the demo's
+    # held-out tasks once.
     from keras_prompt.data import glue_tasks  # noqa: F401
+    from keras_prompt.quickstart.tasks import register_tasks
+
+    register_tasks()
 
 
 def resolve_task(task=None, *, train_file=None, validation_file=None,
@@ -88,19 +92,19 @@ def resolve_task(task=None, *, train_file=None, validation_file=None,
         return get_task(task)
     if not (train_file or validation_file or test_file):
         raise DataError(
-            "No task given: pass a task name (--task rte; known: "
-            f"{', '.join(list_tasks())}) or your files with --train-file/"
-            "--validation-file, --template, --label-column and --labels."
+            "No task given: pass a task name (e.g. 'rte'; known: "
+            f"{', '.join(list_tasks())}) or your files as train_file/"
+            "validation_file with template, label_column and labels."
         )
     if not template:
         raise DataError(
             "File tasks need a template naming their columns, e.g. "
-            "--template 'premise: {premise} hypothesis: {hypothesis}'."
+            "template='premise: {premise} hypothesis: {hypothesis}'."
         )
     if not labels:
         raise DataError(
-            "File tasks need their label words, e.g. --labels "
-            "entailment,not_entailment (the label column holds these words "
+            "File tasks need their label words, e.g. "
+            "labels='entailment,not_entailment' (the label column holds these words "
             "or their 0-based index)."
         )
     return file_task(template, label_column, labels, train_file=train_file,

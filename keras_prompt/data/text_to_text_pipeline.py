@@ -63,8 +63,6 @@ class TextToTextPipeline:
         # keeps tensors.
         self._tokenize_graph = tf.function(
             lambda texts: tf.cast(self.tokenizer(texts), tf.int32))
-        self._detokenize_graph = tf.function(
-            lambda ids: self.tokenizer.detokenize(ids))
 
     def _pack(self, ids, length, start):
         """Truncate ragged `ids` to fit `length` with specials; pad; mask."""
@@ -261,17 +259,7 @@ class TextToTextPipeline:
             raise DataError(
                 f"A label word of {list(label_words)} is longer than "
                 f"max_target_length={self.max_target_length} tokens; raise "
-                "--max-target-length."
+                "max_target_length."
             )
         return (full[:, :-1], full_mask[:, :-1], full[:, 1:],
                 tf.cast(full_mask[:, 1:], tf.float32))
-
-    def decode_generated(self, token_ids):
-        """Strings from generated target ids `[N, T]` (cut at `</s>`)."""
-        token_ids = tf.convert_to_tensor(token_ids, tf.int32)
-        is_end = tf.cast(tf.equal(token_ids, self.end_id), tf.int32)
-        keep = tf.equal(tf.cumsum(is_end, axis=1), 0)
-        keep = tf.logical_and(keep, tf.not_equal(token_ids, self.pad_id))
-        ragged = tf.ragged.boolean_mask(token_ids, keep)
-        texts = self._detokenize_graph(ragged).numpy()
-        return [t.decode("utf-8").strip() for t in texts]

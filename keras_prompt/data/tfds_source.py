@@ -50,8 +50,7 @@ class TFDSSource:
             f"Prepare it once with network access: `tfds build {self.name} "
             f"--data_dir {where}` (or `tfds.builder('{self.name}', "
             f"data_dir='{where}').download_and_prepare()`), then pass "
-            "--data-dir/data_dir; or train on your own CSV/JSONL files with "
-            "--train-file/--validation-file."
+            "data_dir; or train on your own CSV/JSONL files (a file task)."
         )
         try:
             builder = tfds.builder(self.name, data_dir=data_dir, try_gcs=False)

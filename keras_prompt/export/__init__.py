@@ -13,7 +13,7 @@ import importlib
 _EXPORTS = {
     "ExportError": "keras_prompt.export.export_error",
     "ExportPrompts": "keras_prompt.export.export_prompts",
-    "T5InferenceModule": "keras_prompt.export.t5_inference_module",
+    "ExportModule": "keras_prompt.export.export_module",
     "export_onnx": "keras_prompt.export.onnx_export",
     "export_saved_model": "keras_prompt.export.saved_model_export",
     "export_tflite": "keras_prompt.export.tflite_export",

@@ -1,22 +1,15 @@
 """Resolves and validates the prompts of an export before any graph is built."""
 
 import logging
-import os
-import re
 
 import numpy as np
 
-from keras_prompt.export.t5_inference_module import MODES
-from keras_prompt.export.t5_inference_module import T5InferenceModule
-from keras_prompt.export.t5_inference_module import extract_t5_weights
+from keras_prompt.export.export_module import MODES
+from keras_prompt.export.export_module import ExportModule
+from keras_prompt.prompts.prompt_bank import PromptBank
+from keras_prompt.prompts.prompt_bank import resolve_prompt
 
 logger = logging.getLogger(__name__)
-
-_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-
-
-def _is_path(value):
-    return isinstance(value, (str, bytes, os.PathLike))
 
 
 class ExportPrompts:
@@ -99,49 +92,47 @@ class ExportPrompts:
                 array = np.asarray(model.get_prompt(), np.float32)
                 source = "<model prompt>"
             else:
-                array, source = _load_one(
-                    prompts, fingerprint, prompt_length, hidden_dim, "prompt"
+                array, source = resolve_prompt(
+                    prompts,
+                    prompt_length=prompt_length,
+                    hidden_dim=hidden_dim,
+                    fingerprint=lambda: fingerprint,
+                    label="prompt",
                 )
             return cls(mode, array, [], [source], prompt_length, hidden_dim)
 
-        # Bank.
-        if not isinstance(prompts, dict) or not prompts:
+        # Bank: a dict of task prompts, or the model's own prompt bank.
+        if prompts is None and len(getattr(model, "prompt_bank", ())):
+            bank = model.prompt_bank
+        elif not isinstance(prompts, dict) or not prompts:
             raise ValueError(
                 "mode='bank' needs `prompts` as a non-empty dict task name -> "
                 "prompt file (e.g. {'rte': 'rte.safetensors', 'sst2': "
-                "'sst2.safetensors'}); got " + type(prompts).__name__ + "."
+                "'sst2.safetensors'}) or a model whose `prompt_bank` holds "
+                "tasks; got " + type(prompts).__name__ + "."
             )
-        arrays, names, sources = [], [], []
-        for name, value in prompts.items():
-            if not isinstance(name, str) or not _TASK_NAME.match(name):
-                raise ValueError(
-                    f"Invalid task name {name!r}: task names must start with a "
-                    "letter or underscore and contain only letters, digits, "
-                    "'_', '-' and '.' (integer strings are reserved for task "
-                    "ids)."
-                )
-            array, source = _load_one(
-                value, fingerprint, prompt_length, hidden_dim, f"task {name!r}"
-            )
-            arrays.append(array)
-            names.append(name)
-            sources.append(source)
+        else:
+            bank = PromptBank(prompt_length, hidden_dim, lambda: fingerprint)
+            for name, value in prompts.items():
+                bank.add(name, value)
+        for name in bank.names:
+            logger.debug("Validated task %r from %s.", name, bank.source(name))
         return cls(
-            mode, np.stack(arrays, 0), names, sources, prompt_length, hidden_dim
+            mode,
+            bank.prompts(),
+            bank.names,
+            [bank.source(name) for name in bank.names],
+            prompt_length,
+            hidden_dim,
         )
 
-    def build_module(self, model, portable=False):
-        """Copies `model`'s backbone and these prompts into a
-        `T5InferenceModule` (`portable=True` for ONNX)."""
-        config, weights = extract_t5_weights(model.backbone)
-        return T5InferenceModule(
-            config,
-            weights,
+    def build_module(self, model):
+        """The `ExportModule` of `model` with these prompts."""
+        return ExportModule(
+            model,
             self.mode,
             prompts=self.array,
-            prompt_length=self.prompt_length,
             end_token_id=end_token_id(model),
-            portable=portable,
         )
 
 
@@ -159,33 +150,3 @@ def _fingerprint(model):
     from keras_prompt.prompts.prompt_file import backbone_fingerprint
 
     return backbone_fingerprint(model.backbone)
-
-
-def _load_one(value, fingerprint, prompt_length, hidden_dim, label):
-    from keras_prompt.prompts.prompt_file import check_prompt_compatible
-    from keras_prompt.prompts.prompt_file import read_prompt_file
-
-    if _is_path(value):
-        path = os.fsdecode(value)
-        prompt, metadata = read_prompt_file(path)
-        check_prompt_compatible(
-            metadata,
-            prompt,
-            fingerprint=fingerprint,
-            prompt_length=prompt_length,
-            hidden_dim=hidden_dim,
-            source=f"{label} ('{path}')",
-        )
-        logger.info("Validated %s from %s against the backbone.", label, path)
-        return np.asarray(prompt, np.float32), path
-    array = np.asarray(value, np.float32)
-    if array.shape != (prompt_length, hidden_dim):
-        raise ValueError(
-            f"{label}: a prompt array must have shape [prompt_length, "
-            f"hidden_dim] = [{prompt_length}, {hidden_dim}]; got {array.shape}."
-        )
-    if not np.all(np.isfinite(array)):
-        raise ValueError(
-            f"{label}: the prompt array has NaN or infinite values."
-        )
-    return array, "<array>"

@@ -20,12 +20,19 @@ def tokenizer_of(model):
     return getattr(preprocessor, "tokenizer", None)
 
 
-def strip_token_ids(model):
-    """Ids removed before detokenizing (KerasHub: the special tokens)."""
-    tokenizer = tokenizer_of(model)
-    if tokenizer is None:
-        return [0, end_token_id(model)]
-    return sorted(int(i) for i in tokenizer.special_token_ids)
+def text_rule(model):
+    """What clients need to turn ids into text by the one rule of
+    `keras_prompt.models.t5_detokenizer.T5Detokenizer`: drop ids outside
+    `[0, num_text_ids)` and the `strip_token_ids`, end at `end_token_id`,
+    then SentencePiece-decode with the sentinel-aware model."""
+    if tokenizer_of(model) is None:
+        return {
+            "end_token_id": end_token_id(model),
+            "pad_token_id": 0,
+            "strip_token_ids": [0, end_token_id(model)],
+            "num_text_ids": int(model.backbone.vocabulary_size),
+        }
+    return model.detokenizer.metadata()
 
 
 def encoder_sequence_length(model, default=512):
@@ -61,10 +68,8 @@ def export_metadata(model, resolved, export_format, **extra):
         "hidden_dim": resolved.hidden_dim,
         "vocabulary_size": int(model.backbone.vocabulary_size),
         "encoder_sequence_length": encoder_sequence_length(model),
-        "end_token_id": end_token_id(model),
-        "pad_token_id": 0,
         "decoder_start_token_id": 0,
-        "strip_token_ids": strip_token_ids(model),
+        **text_rule(model),
         "backbone_fingerprint": fingerprint,
         "keras_prompt_version": __version__,
         "tensorflow_version": tf.__version__,

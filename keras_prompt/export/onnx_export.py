@@ -21,6 +21,8 @@ DEFAULT_OPSET = 17
 # Metadata keys stored in the ONNX file's `metadata_props`.
 METADATA_KEY = "keras_prompt.export"
 SENTENCEPIECE_KEY = "keras_prompt.sentencepiece_model"
+# The SentencePiece model that renders T5's sentinels (for decoding).
+DETOKENIZER_KEY = "keras_prompt.detokenizer_model"
 _STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 
 
@@ -174,9 +176,12 @@ def export_onnx(
     import onnx
     import tf2onnx
 
+    # Registers the op handlers tf2onnx lacks (e.g. `Erfc` of exact GELU).
+    from keras_prompt.export import onnx_op_handlers  # noqa: F401
+
     check_graph_argument(graph)
     resolved = ExportPrompts.from_model(model, mode, prompts)
-    core = resolved.build_module(model, portable=True)
+    core = resolved.build_module(model)
     specs = io_specs(core, graph)
     function = graph_function(core, graph, int(max_decode_length), specs)
     output_name = "logits" if graph == "forward" else "token_ids"
@@ -206,6 +211,9 @@ def export_onnx(
             props[SENTENCEPIECE_KEY] = base64.b64encode(tokenizer.proto).decode(
                 "ascii"
             )
+            props[DETOKENIZER_KEY] = base64.b64encode(
+                model.detokenizer.detokenizer_proto
+            ).decode("ascii")
         onnx.helper.set_model_props(model_proto, props)
         onnx.save(model_proto, temp_path)
         validate_onnx(

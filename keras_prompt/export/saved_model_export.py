@@ -10,6 +10,7 @@ from keras_prompt.export import metadata as metadata_lib
 from keras_prompt.export.atomic import atomic_directory
 from keras_prompt.export.export_error import ExportError
 from keras_prompt.export.export_prompts import ExportPrompts
+from keras_prompt.export.warmup_requests import write_warmup_requests
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +62,16 @@ class _ServingModule(tf.Module):
         core,
         task_names,
         tokenizer_proto,
+        detokenizer,
         encoder_sequence_length,
         max_decode_length,
-        strip_token_ids,
     ):
         super().__init__(name="keras_prompt_serving")
         self.core = core
         self._task_names = list(task_names)
         self._encoder_sequence_length = int(encoder_sequence_length)
         self._max_decode_length = int(max_decode_length)
-        self._strip_token_ids = [int(i) for i in strip_token_ids]
+        self._detokenizer = detokenizer
         self.tokenizer = None
         if tokenizer_proto is not None:
             import tensorflow_text as tf_text
@@ -78,6 +79,8 @@ class _ServingModule(tf.Module):
             self.tokenizer = tf_text.SentencepieceTokenizer(
                 model=tokenizer_proto, out_type=tf.int32
             )
+            # Tracked here so that the SavedModel holds its resource.
+            self.detokenizer = detokenizer.graph_detokenizer()
 
     # ---- prompts ---------------------------------------------------- #
     def _extra_spec(self):
@@ -137,12 +140,38 @@ class _ServingModule(tf.Module):
         return dense, mask
 
     def _detokenize(self, token_ids):
-        keep = tf.ones_like(token_ids, tf.bool)
-        for token_id in self._strip_token_ids:
-            keep = tf.logical_and(keep, tf.not_equal(token_ids, token_id))
-        return self.tokenizer.detokenize(
-            tf.ragged.boolean_mask(token_ids, keep)
-        )
+        """The one detokenization rule (`T5Detokenizer`)."""
+        return self._detokenizer.detokenize(token_ids)
+
+    # ---- warm-up ---------------------------------------------------- #
+    def warmup_requests(self, signature_names):
+        """One small request per signature, for TF Serving's warm-up."""
+        core = self.core
+        extra = {}
+        if core.mode == "bank":
+            extra = {"task": np.array([self._task_names[0]], dtype=object)}
+        elif core.mode == "runtime":
+            extra = {
+                "prompts": np.zeros(
+                    (1, core.prompt_length, core.hidden_dim), np.float32
+                )
+            }
+        ids = np.array([[core.end_token_id]], np.int32)
+        ones = np.ones((1, 1), np.int32)
+        inputs = {
+            "serving_default": {"inputs": np.array(["warm up"], dtype=object)},
+            "generate_ids": {
+                "encoder_token_ids": ids,
+                "encoder_padding_mask": ones,
+            },
+            "logits": {
+                "encoder_token_ids": ids,
+                "encoder_padding_mask": ones,
+                "decoder_token_ids": np.zeros((1, 1), np.int32),
+                "decoder_padding_mask": ones,
+            },
+        }
+        return [(name, {**inputs[name], **extra}) for name in signature_names]
 
     # ---- signatures ------------------------------------------------- #
     def _check_pair(self, ids, mask, what):
@@ -331,6 +360,7 @@ def export_saved_model(
         raise ValueError(f"Invalid `model_name` {model_name!r}.")
     resolved = ExportPrompts.from_model(model, mode, prompts)
     tokenizer = metadata_lib.tokenizer_of(model) if text_signature else None
+    detokenizer = model.detokenizer if tokenizer is not None else None
     if text_signature and tokenizer is None:
         logger.warning(
             "The model has no preprocessor: exporting without the text "
@@ -350,9 +380,9 @@ def export_saved_model(
         core,
         resolved.task_names,
         None if tokenizer is None else tokenizer.proto,
+        detokenizer,
         metadata_lib.encoder_sequence_length(model),
         max_decode_length,
-        metadata_lib.strip_token_ids(model),
     )
     signatures = module.signatures()
     description = metadata_lib.export_metadata(
@@ -375,6 +405,9 @@ def export_saved_model(
             os.path.join(extra_dir, metadata_lib.METADATA_FILENAME), "w"
         ) as file:
             file.write(metadata_lib.dumps(description))
+        write_warmup_requests(
+            temp_dir, model_name, module.warmup_requests(sorted(signatures))
+        )
     logger.info(
         "Exported %s-mode SavedModel (signatures %s) to %s.",
         mode,

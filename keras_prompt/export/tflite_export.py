@@ -1,9 +1,9 @@
 """LiteRT / TFLite export: fixed-shape forward and decode graphs, builtin ops
 only."""
 
+import base64
 import logging
 import os
-import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -22,15 +22,11 @@ METADATA_SUFFIX = ".json"
 
 
 def load_interpreter(model_content=None, model_path=None):
-    """A LiteRT interpreter: `ai_edge_litert` if installed, else
-    `tf.lite.Interpreter`."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        Interpreter = tf.lite.Interpreter
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Interpreter(model_content=model_content, model_path=model_path)
+    """A LiteRT interpreter (`ai_edge_litert`, which replaces the deprecated
+    `tf.lite.Interpreter`)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=model_content, model_path=model_path)
 
 
 def _smoke_feed(specs):
@@ -180,6 +176,15 @@ def export_tflite(
         inputs=[spec.name for spec in specs],
         outputs=[output_name],
     )
+    tokenizer = metadata_lib.tokenizer_of(model)
+    if tokenizer is not None:
+        # For `export/litert_client.py`: text in and out without keras-prompt.
+        description["sentencepiece_model"] = base64.b64encode(
+            tokenizer.proto
+        ).decode("ascii")
+        description["detokenizer_model"] = base64.b64encode(
+            model.detokenizer.detokenizer_proto
+        ).decode("ascii")
     path = os.path.abspath(os.fspath(path))
     with atomic_file(path + METADATA_SUFFIX) as temp_path:
         with open(temp_path, "w") as file:

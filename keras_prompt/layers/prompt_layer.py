@@ -19,7 +19,8 @@ class PromptLayer(keras.layers.Layer):
     is cast to the compute dtype when used), so small updates are not lost.
 
     Args:
-        prompt_length: int. Number of prompt vectors (the paper uses 100).
+        prompt_length: int. Number of prompt vectors (the paper uses 100);
+            0 adds none (the frozen model alone, e.g. for prompt design).
         hidden_dim: int. Size of each vector; must equal the backbone's
             hidden size.
         initializer: a Keras initializer (instance or name) for the prompt.
@@ -55,10 +56,14 @@ class PromptLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(prompt_length) != prompt_length or prompt_length < 1:
+        if (
+            isinstance(prompt_length, bool)
+            or int(prompt_length) != prompt_length
+            or prompt_length < 0
+        ):
             raise ValueError(
-                f"`prompt_length` must be a positive integer; got "
-                f"{prompt_length!r}."
+                f"`prompt_length` must be a non-negative integer (0 means no "
+                f"prompt); got {prompt_length!r}."
             )
         if int(hidden_dim) != hidden_dim or hidden_dim < 1:
             raise ValueError(
@@ -88,7 +93,7 @@ class PromptLayer(keras.layers.Layer):
                 (batch_size, self.prompt_length, self.hidden_dim),
             )
         else:
-            self._check_prompt_shape(prompt)
+            self.check_prompt_shape(prompt)
         prompt = ops.cast(prompt, embeddings.dtype)
         prompted_embeddings = ops.concatenate([prompt, embeddings], axis=1)
         prompt_mask = ops.ones(
@@ -97,7 +102,9 @@ class PromptLayer(keras.layers.Layer):
         prompted_mask = ops.concatenate([prompt_mask, padding_mask], axis=1)
         return prompted_embeddings, prompted_mask
 
-    def _check_prompt_shape(self, prompt):
+    def check_prompt_shape(self, prompt):
+        """Raises `ValueError` unless `prompt` is `[batch, prompt_length,
+        hidden_dim]`."""
         shape = tuple(prompt.shape)
         expected = (self.prompt_length, self.hidden_dim)
         if len(shape) != 3 or tuple(shape[1:]) != expected:

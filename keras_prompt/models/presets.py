@@ -7,6 +7,10 @@ import os
 
 import keras_hub
 
+# Registers `keras_prompt>gelu_tanh`, the activation of converted T5 1.1
+# presets, before any preset is deserialized.
+from keras_prompt.convert import activations  # noqa: F401
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_PRESETS_DIR = os.path.join(

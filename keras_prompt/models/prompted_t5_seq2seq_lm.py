@@ -5,24 +5,35 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from tensorflow.python.framework.config import is_op_determinism_enabled
 
 from keras_prompt import initializers
 from keras_prompt.layers.prompt_layer import PromptLayer
+from keras_prompt.models.decoding_loop import decode_tokens
+from keras_prompt.models.decoding_loop import sampler_next_token
 from keras_prompt.models.presets import load_backbone_and_preprocessor
+from keras_prompt.models.rank_classification import DECODER_START_ID
+from keras_prompt.models.rank_classification import PAD_ID
+from keras_prompt.models.rank_classification import choice_log_likelihoods
+from keras_prompt.models.rank_classification import choice_tensors
+from keras_prompt.models.t5_cached_decoder import T5CachedDecoder
+from keras_prompt.models.t5_detokenizer import T5Detokenizer
 from keras_prompt.prompts import prompt_file
+from keras_prompt.prompts.prompt_bank import PromptBank
 
 logger = logging.getLogger(__name__)
 
-# T5 starts decoding from the padding id and has no separate start token.
-DECODER_START_ID = 0
-PAD_ID = 0
 # T5 vocabularies put `</s>` at id 1.
 T5_END_ID = 1
+TOKEN_INPUTS = (
+    "encoder_token_ids",
+    "encoder_padding_mask",
+    "decoder_token_ids",
+    "decoder_padding_mask",
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_prompt")
-class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
+class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
     """A frozen T5 steered by a trainable soft prompt (prompt tuning).
 
     Wraps a `keras_hub.models.T5Backbone`, freezes every one of its weights,
@@ -30,24 +41,27 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
     (Lester, Al-Rfou & Constant, 2021). Only those vectors train: the model's
     `trainable_weights` is exactly `[prompt]`.
 
-    The model takes KerasHub's inputs (`encoder_token_ids`,
+    It is a KerasHub task like `keras_hub.models.T5Seq2SeqLM`: its inputs
+    are the four T5 inputs the preprocessor produces (`encoder_token_ids`,
     `encoder_padding_mask`, `decoder_token_ids`, `decoder_padding_mask`),
-    plus an optional `prompts` tensor of shape
-    `[batch, prompt_length, hidden_dim]` that gives each example its own
-    prompt, so one batch can mix tasks. It returns float32 logits
-    `[batch, decoder_length, vocabulary_size]`, following the backbone's
-    head rule (a tied head scales by `hidden_dim ** -0.5` first).
+    its output the float32 logits `[batch, decoder_length, vocabulary]`,
+    so `fit`, `predict` and `evaluate` work with and without the attached
+    preprocessor.
 
-    `generate()` decodes with the prompt using KerasHub's cached decoding
-    (greedy by default, XLA-compiled), and `score()` ranks candidate targets
-    by log-likelihood (rank classification).
+    One batch can mix tasks: `forward()`, `generate()` and `score()` take
+    per-example `prompts` (`[batch, prompt_length, hidden_dim]`) or `tasks`
+    (names in `model.prompt_bank`). `generate()` decodes with keras-prompt's
+    cached decoding loop (the one the exported graphs run; KerasHub's
+    sampler, greedy by default; XLA-compiled unless `jit_compile=False`),
+    and `score()` ranks candidate targets by log-likelihood (rank
+    classification).
 
     Args:
         backbone: a `keras_hub.models.T5Backbone`. It is frozen in place.
         preprocessor: a `keras_hub.models.T5Seq2SeqLMPreprocessor` or `None`.
             Needed for string inputs and for initializers built from words.
         prompt_length: int. Number of prompt vectors (the paper's default is
-            100).
+            100); 0 runs the frozen model without a prompt (prompt design).
         prompt_initializer: `"random_uniform"` (the default, uniform in
             `[-0.5, 0.5]`), `"sampled_vocab"`, `"class_labels"` (needs
             `labels`), `"text"` (needs `init_text`), a
@@ -77,6 +91,9 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
     ```
     """
 
+    backbone_cls = keras_hub.models.T5Backbone
+    preprocessor_cls = keras_hub.models.T5Seq2SeqLMPreprocessor
+
     def __init__(
         self,
         backbone,
@@ -102,21 +119,10 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         self.labels = list(labels) if labels is not None else None
         self.init_text = init_text
         self.seed = seed
-        tokenizer = preprocessor.tokenizer if preprocessor is not None else None
-        initializer = initializers.get(
-            prompt_initializer,
-            embeddings=ops.convert_to_numpy(
-                backbone.token_embedding.embeddings
-            ),
-            tokenizer=tokenizer,
-            labels=labels,
-            text=init_text,
-            seed=seed,
-        )
         self.prompt_layer = PromptLayer(
             prompt_length=prompt_length,
             hidden_dim=backbone.hidden_dim,
-            initializer=initializer,
+            initializer=self._resolve_initializer(prompt_length),
             dtype=backbone.dtype_policy,
             name="prompt",
         )
@@ -124,33 +130,15 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
 
         # === Functional Model ===
         # Functional like every KerasHub task (KerasHub swaps `Functional`
-        # into the shared base class whenever any task is built, so a
-        # subclassed task would break as soon as another model is created).
-        # `prompts` is optional: without it the layer's own prompt is used.
+        # into the shared base class whenever any task is built). The inputs
+        # are exactly the preprocessor's outputs (KerasHub's Task contract);
+        # per-example prompts go through `forward`, `generate` and `score`.
         inputs = {
-            "encoder_token_ids": keras.Input(
-                (None,), dtype="int32", name="encoder_token_ids"
-            ),
-            "encoder_padding_mask": keras.Input(
-                (None,), dtype="int32", name="encoder_padding_mask"
-            ),
-            "decoder_token_ids": keras.Input(
-                (None,), dtype="int32", name="decoder_token_ids"
-            ),
-            "decoder_padding_mask": keras.Input(
-                (None,), dtype="int32", name="decoder_padding_mask"
-            ),
-            "prompts": keras.Input(
-                (prompt_length, backbone.hidden_dim),
-                dtype="float32",
-                name="prompts",
-                optional=True,
-            ),
+            name: keras.Input((None,), dtype="int32", name=name)
+            for name in TOKEN_INPUTS
         }
         encoder_outputs, encoder_padding_mask = self.encode(
-            inputs["encoder_token_ids"],
-            inputs["encoder_padding_mask"],
-            prompts=inputs["prompts"],
+            inputs["encoder_token_ids"], inputs["encoder_padding_mask"]
         )
         logits = self.decode(
             encoder_outputs,
@@ -162,45 +150,59 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             self, inputs=inputs, outputs=logits, **kwargs
         )
 
-        # KerasHub only creates this in `compile()`; `compile=False` must
+        # KerasHub only creates these in `compile()`; `compile=False` must
         # still allow `generate()`.
         if not hasattr(self, "generate_function"):
             self.generate_function = None
             self.sampler = keras_hub.samplers.GreedySampler()
+        self._score_function = None
 
         # === Config ===
         self.prompt_length = self.prompt_layer.prompt_length
         self.hidden_dim = backbone.hidden_dim
+        self.prompt_bank = PromptBank(
+            self.prompt_length, self.hidden_dim, self.backbone_fingerprint
+        )
 
-    _REQUIRED_INPUTS = (
-        "encoder_token_ids",
-        "encoder_padding_mask",
-        "decoder_token_ids",
-        "decoder_padding_mask",
-    )
+    def _resolve_initializer(self, prompt_length):
+        if not prompt_length:
+            return "zeros"
+        tokenizer = getattr(self.preprocessor, "tokenizer", None)
+        return initializers.get(
+            self.prompt_initializer,
+            embeddings=ops.convert_to_numpy(
+                self.backbone.token_embedding.embeddings
+            ),
+            tokenizer=tokenizer,
+            labels=self.labels,
+            text=self.init_text,
+            seed=self.seed,
+        )
 
     def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(self._standardize_inputs(inputs), *args, **kwargs)
+        return super().__call__(self._check_token_inputs(inputs), *args, **kwargs)
 
-    def _standardize_inputs(self, inputs):
-        """Checks the input keys (Keras would name the wrong one) and fills
-        in the optional `prompts`."""
+    def _check_token_inputs(self, inputs, required=TOKEN_INPUTS):
+        """Names the wrong keys (Keras would not) before anything runs."""
         if not isinstance(inputs, dict):
             raise ValueError(
-                "PromptedT5Seq2SeqLM takes a dict of token inputs with keys "
-                f"{list(self._REQUIRED_INPUTS)} (and optionally 'prompts'); "
-                f"got {type(inputs).__name__}. Use `generate()` for text."
+                f"PromptedT5Seq2SeqLM takes a dict of token inputs with keys "
+                f"{list(required)}; got {type(inputs).__name__}. Use "
+                "`generate()` or `score()` for text."
             )
-        missing = [key for key in self._REQUIRED_INPUTS if key not in inputs]
-        unknown = sorted(set(inputs) - set(self._REQUIRED_INPUTS) - {"prompts"})
+        missing = [key for key in required if key not in inputs]
+        unknown = sorted(set(inputs) - set(TOKEN_INPUTS))
         if missing or unknown:
+            hint = (
+                " Per-example prompts go to `forward(..., prompts=)`, "
+                "`generate(..., prompts=)` or `score(..., prompts=)`."
+                if "prompts" in unknown
+                else ""
+            )
             raise ValueError(
                 f"Model inputs are missing {missing} and have unknown keys "
-                f"{unknown}; expected {list(self._REQUIRED_INPUTS)} and "
-                "optionally 'prompts'."
+                f"{unknown}; expected {list(required)}.{hint}"
             )
-        inputs = dict(inputs)
-        inputs.setdefault("prompts", None)
         return inputs
 
     # === Forward pass ===
@@ -290,12 +292,70 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         logits = self.backbone.token_embedding(hidden_states, reverse=True)
         return ops.cast(logits, "float32")
 
-    # KerasHub's cached decoding (`call_decoder_with_cache`) uses `_logits`.
-    _logits = logits_from_hidden
+    def forward(self, inputs, *, prompts=None, tasks=None, training=False):
+        """Teacher-forced logits, optionally with a prompt per example.
 
-    def call_encoder(self, token_ids, padding_mask):
-        """KerasHub's encoder hook: the prompted encoder output."""
-        return self.encode(token_ids, padding_mask)[0]
+        Args:
+            inputs: dict of the four token inputs.
+            prompts: optional per-example prompts
+                `[batch, prompt_length, hidden_dim]`.
+            tasks: optional task names (or ids) in `prompt_bank`, one per
+                example, instead of `prompts`.
+            training: whether dropout is active.
+
+        Returns:
+            float32 logits `[batch, decoder_length, vocabulary]`; row `i`
+            equals what example `i` gets alone with its own prompt.
+        """
+        inputs = self._check_token_inputs(inputs)
+        batch_size = ops.shape(inputs["encoder_token_ids"])[0]
+        prompts = self.per_example_prompts(prompts, tasks, batch_size)
+        encoder_outputs, encoder_padding_mask = self.encode(
+            inputs["encoder_token_ids"],
+            inputs["encoder_padding_mask"],
+            prompts=prompts,
+            training=training,
+        )
+        return self.decode(
+            encoder_outputs,
+            encoder_padding_mask,
+            inputs["decoder_token_ids"],
+            inputs["decoder_padding_mask"],
+            training=training,
+        )
+
+    def per_example_prompts(self, prompts=None, tasks=None, batch_size=None):
+        """`prompts` checked, or the bank's prompts of `tasks`, as a float32
+        `[batch, prompt_length, hidden_dim]` tensor; `None` for the model's
+        own prompt.
+
+        Raises `ValueError` naming the problem when both are given, a task
+        is unknown, the shape is wrong or the count differs from
+        `batch_size`.
+        """
+        if prompts is not None and tasks is not None:
+            raise ValueError("Pass `prompts` or `tasks`, not both.")
+        if tasks is not None:
+            tasks = [tasks] if isinstance(tasks, (str, int)) else list(tasks)
+            prompts = self.prompt_bank.select(tasks)
+        if prompts is None:
+            return None
+        if not ops.is_tensor(prompts):
+            prompts = np.asarray(prompts, "float32")
+            if not np.all(np.isfinite(prompts)):
+                raise ValueError(
+                    "`prompts` has NaN or infinite values; every example "
+                    "needs a finite prompt."
+                )
+        prompts = ops.cast(prompts, "float32")
+        self.prompt_layer.check_prompt_shape(prompts)
+        if batch_size is not None and isinstance(batch_size, int):
+            if prompts.shape[0] != batch_size:
+                raise ValueError(
+                    f"Got {prompts.shape[0]} prompts for a batch of "
+                    f"{batch_size} examples; give one per example."
+                )
+        return prompts
 
     # === Training ===
 
@@ -321,13 +381,13 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             **kwargs: see `keras.Model.compile` (e.g. `steps_per_execution`).
                 `jit_compile` defaults to `True` (Keras's `"auto"` turns XLA
                 off on CPU-only machines, where it still makes training and
-                cached generation several times faster), except when running
-                eagerly or with TensorFlow op determinism enabled.
+                cached generation several times faster) unless running
+                eagerly. Keras cannot compile with XLA while TensorFlow op
+                determinism is enabled: then `model.jit_compile` is `False`,
+                and a warning says so if `jit_compile=True` was asked for.
         """
-        if "jit_compile" not in kwargs:
-            kwargs["jit_compile"] = not kwargs.get(
-                "run_eagerly"
-            ) and not is_op_determinism_enabled()
+        requested = kwargs.get("jit_compile")
+        kwargs.setdefault("jit_compile", not kwargs.get("run_eagerly"))
         if optimizer == "auto":
             from keras_prompt.optimizers import Adafactor
 
@@ -347,205 +407,75 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             sampler=sampler,
             **kwargs,
         )
+        if requested is True and not self.jit_compile:
+            logger.warning(
+                "jit_compile=True was requested but Keras runs this model "
+                "without XLA (TensorFlow op determinism is enabled); call "
+                "`tf.config.experimental.enable_op_determinism()` only where "
+                "bit-exact kernels matter more than speed."
+            )
         self._score_function = None
+
+    def compile_from_config(self, config):
+        """Compiles a model loaded from a `.keras` file as it was saved
+        (Keras skips custom `compile()` methods otherwise)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # === Generation ===
 
-    def generate_step(self, inputs, stop_token_ids=None):
-        """Generates a batch with cached decoding and the prompt.
+    def generate_step(
+        self, inputs, stop_token_ids=None, *, next_token=None, portable=False
+    ):
+        """Generates a batch with the prompt and keras-prompt's one cached
+        decoding loop.
 
-        KerasHub's `T5Seq2SeqLM.generate_step` semantics (same sampler, same
-        cache positions, same masks and position biases), with the encoder
-        seeing the prompt, so cross-attention spans `prompt_length + length`
-        positions. `inputs` may carry per-example `"prompts"`.
+        Args:
+            inputs: dict with `encoder_token_ids`, `encoder_padding_mask`,
+                `decoder_token_ids` and `decoder_padding_mask` (where the
+                mask is 1 the decoder ids are a given prefix; column 0 is
+                the start token), optionally `prompts` `[batch,
+                prompt_length, hidden_dim]`.
+            stop_token_ids: tuple of ids that end a row, or `None`.
+            next_token: `fn(logits) -> int32 ids`; defaults to the compiled
+                KerasHub sampler (`keras_prompt.models.decoding_loop`).
+            portable: use only ops that tf2onnx and TFLite convert (for
+                exports; same results).
 
-        For speed the caches are kept per layer in the layout the attention
-        matmuls read (`[batch, heads, length, head_dim]`): the
-        cross-attention keys/values are projected once, and a decoding step
-        neither slices nor re-stacks the caches of all layers (KerasHub's
-        single `[batch, layers, 2, length, heads, head_dim]` tensors cost
-        a copy of every layer's cache per layer and step).
+        Returns:
+            dict with `decoder_token_ids` (int32; padding after each row's
+            first generated stop token) and `decoder_padding_mask` (bool,
+            true up to and including that stop token).
         """
-        decoder_token_ids = inputs["decoder_token_ids"]
-        decoder_padding_mask = inputs["decoder_padding_mask"]
         encoder_outputs, encoder_padding_mask = self.encode(
             inputs["encoder_token_ids"],
             inputs["encoder_padding_mask"],
             prompts=inputs.get("prompts"),
+            training=False,
         )
-        cross_keys, cross_values = self._cross_attention_key_values(
-            encoder_outputs
+        decoder = T5CachedDecoder(
+            self.backbone, self.logits_from_hidden, portable=portable
         )
-        # KerasHub adds `(1 - mask) * -1e9` to the cross-attention scores.
-        cross_bias = (
-            1.0 - ops.cast(encoder_padding_mask, encoder_outputs.dtype)
-        )[:, None, None, :] * -1e9
-        self_keys, self_values = self._empty_self_attention_cache(
-            decoder_token_ids
+        decoder_token_ids = inputs["decoder_token_ids"]
+        cache = decoder.init_cache(
+            encoder_outputs,
+            encoder_padding_mask,
+            ops.shape(decoder_token_ids)[1],
         )
-        # Seed the self-attention cache with the whole decoder input, as
-        # KerasHub does (positions not yet generated are overwritten later).
-        _, hidden_states, self_keys, self_values = self._decode_with_cache(
-            decoder_token_ids, 0, self_keys, self_values,
-            cross_keys, cross_values, cross_bias,
-        )
-        row_lengths = ops.sum(ops.cast(decoder_padding_mask, "int32"), axis=-1)
-
-        def next_token(prompt, cache, index):
-            cache_index = index - 1
-            previous = ops.slice(
-                prompt, [0, cache_index], [ops.shape(prompt)[0], 1]
-            )
-            self_keys, self_values, cross_keys, cross_values, cross_bias = cache
-            logits, hidden_states, self_keys, self_values = (
-                self._decode_with_cache(
-                    previous, cache_index, self_keys, self_values,
-                    cross_keys, cross_values, cross_bias,
-                )
-            )
-            cache = (self_keys, self_values, cross_keys, cross_values, cross_bias)
-            return (
-                ops.squeeze(logits, axis=1),
-                ops.squeeze(hidden_states, axis=1),
-                cache,
-            )
-
-        decoder_token_ids = self.sampler(
-            next=next_token,
-            prompt=decoder_token_ids,
-            cache=(self_keys, self_values, cross_keys, cross_values, cross_bias),
-            index=ops.min(row_lengths),
-            mask=decoder_padding_mask,
+        token_ids, padding_mask = decode_tokens(
+            decoder.step,
+            cache,
+            decoder_token_ids,
+            inputs["decoder_padding_mask"],
             stop_token_ids=stop_token_ids,
-            hidden_states=hidden_states,
-            model=self,
+            next_token=next_token or sampler_next_token(self.sampler),
+            pad_id=PAD_ID,
         )
         return {
-            "decoder_token_ids": decoder_token_ids,
-            "decoder_padding_mask": _mask_after_stop(
-                decoder_token_ids, decoder_padding_mask, stop_token_ids
-            ),
+            "decoder_token_ids": token_ids,
+            "decoder_padding_mask": padding_mask,
         }
-
-    @staticmethod
-    def _split_heads(x, attention):
-        """`[batch, length, heads * head_dim]` -> `[batch, heads, length,
-        head_dim]`."""
-        x = ops.reshape(
-            x,
-            (ops.shape(x)[0], -1, attention.num_heads, attention.key_value_dim),
-        )
-        return ops.transpose(x, (0, 2, 1, 3))
-
-    @staticmethod
-    def _attend(query, keys, values, bias, attention):
-        """T5 attention (unscaled scores) on split heads; `bias` holds the
-        position bias and the mask."""
-        scores = ops.matmul(query, ops.swapaxes(keys, -1, -2)) + bias
-        weights = ops.softmax(scores, axis=-1)
-        output = ops.transpose(ops.matmul(weights, values), (0, 2, 1, 3))
-        output = ops.reshape(
-            output, (ops.shape(output)[0], -1, attention.inner_dim)
-        )
-        return attention.output_projector(output)
-
-    def _cross_attention_key_values(self, encoder_outputs):
-        keys, values = [], []
-        for layer in self.backbone.decoder_transformer_layers:
-            attention = layer.cross_attention
-            keys.append(
-                self._split_heads(attention.key_projector(encoder_outputs), attention)
-            )
-            values.append(
-                self._split_heads(
-                    attention.value_projector(encoder_outputs), attention
-                )
-            )
-        return tuple(keys), tuple(values)
-
-    def _empty_self_attention_cache(self, decoder_token_ids):
-        backbone = self.backbone
-        head_dim = backbone.key_value_dim or (
-            backbone.hidden_dim // backbone.num_heads
-        )
-        shape = (
-            ops.shape(decoder_token_ids)[0],
-            backbone.num_heads,
-            ops.shape(decoder_token_ids)[1],
-            head_dim,
-        )
-        empty = tuple(
-            ops.zeros(shape, dtype=self.compute_dtype)
-            for _ in range(backbone.num_layers)
-        )
-        return empty, empty
-
-    def _decode_with_cache(
-        self,
-        token_ids,
-        start,
-        self_keys,
-        self_values,
-        cross_keys,
-        cross_values,
-        cross_bias,
-    ):
-        """Runs the decoder on `token_ids` (`[batch, q]`, positions `start`
-        to `start + q - 1`) against the caches (inference: no dropout).
-
-        Returns `(logits, hidden_states, self_keys, self_values)` with the
-        self-attention caches updated at those positions.
-        """
-        backbone = self.backbone
-        layers = backbone.decoder_transformer_layers
-        x = backbone.token_embedding(token_ids)
-        query_length = ops.shape(token_ids)[1]
-        cache_length = ops.shape(self_keys[0])[2]
-        # The first layer's relative position bias plus the causal mask
-        # (key position <= query position), shared by all layers.
-        bias = layers[0].self_attention.compute_bias(
-            query_length, cache_length, query_start_index=start
-        )
-        causal = ops.less_equal(
-            ops.arange(cache_length)[None, :],
-            ops.arange(query_length)[:, None] + start,
-        )
-        bias = bias + (1.0 - ops.cast(causal, bias.dtype))[None, None] * -1e9
-        new_keys, new_values = [], []
-        for index, layer in enumerate(layers):
-            attention = layer.self_attention
-            h = layer.self_attention_layer_norm(x)
-            query = self._split_heads(attention.query_projector(h), attention)
-            keys = ops.slice_update(
-                self_keys[index],
-                [0, 0, start, 0],
-                self._split_heads(attention.key_projector(h), attention),
-            )
-            values = ops.slice_update(
-                self_values[index],
-                [0, 0, start, 0],
-                self._split_heads(attention.value_projector(h), attention),
-            )
-            new_keys.append(keys)
-            new_values.append(values)
-            x = x + self._attend(query, keys, values, bias, attention)
-
-            attention = layer.cross_attention
-            h = layer.cross_attention_layer_norm(x)
-            query = self._split_heads(attention.query_projector(h), attention)
-            x = x + self._attend(
-                query, cross_keys[index], cross_values[index], cross_bias,
-                attention,
-            )
-
-            h = layer.layer_norm(x)
-            if layer.use_gated_activation:
-                h = layer.input_projector(h) * layer.gate_projector(h)
-            else:
-                h = layer.input_projector(h)
-            x = x + layer.output_projector(h)
-        x = backbone.decoder_layer_norm(x)
-        return self._logits(x), x, tuple(new_keys), tuple(new_values)
 
     def generate(
         self,
@@ -553,65 +483,110 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
         max_length=None,
         stop_token_ids="auto",
         strip_prompt=False,
+        *,
         prompts=None,
+        tasks=None,
     ):
-        """Generates with the prompt, greedy by default (KerasHub's cached
-        decoding, XLA-compiled unless `jit_compile=False`).
+        """Generates with the prompt, greedy by default.
 
         Args:
-            inputs: a string or list of strings (needs a preprocessor; the
-                output is text), or a dict of token inputs with
-                `encoder_token_ids` and `encoder_padding_mask` (the output
-                is a dict with `decoder_token_ids` and
-                `decoder_padding_mask`, whatever the preprocessor). A token
-                dict may carry `decoder_token_ids`/`decoder_padding_mask` as
-                a decoder prefix and `prompts`. A `tf.data.Dataset` of either
-                is generated batch by batch.
+            inputs: a string or list of strings, or a dict with
+                `encoder_text` (and optional `decoder_text`, a decoder
+                prefix), all of which need a preprocessor and give text; or
+                a dict of token inputs with `encoder_token_ids` and
+                `encoder_padding_mask` (optionally `decoder_token_ids` and
+                `decoder_padding_mask` as a decoder prefix), which gives a
+                dict with `decoder_token_ids` and `decoder_padding_mask`. A
+                `tf.data.Dataset` of either is generated batch by batch.
             max_length: decoder length (the start token included); defaults
                 to the preprocessor's `decoder_sequence_length`.
             stop_token_ids: `"auto"` (the tokenizer's end token, T5's
                 `</s>` = 1 without a tokenizer), `None`, or a tuple of ids.
-            strip_prompt: see KerasHub's `Seq2SeqLM.generate`.
-            prompts: optional per-example prompts
-                `[batch, prompt_length, hidden_dim]` for a mixed-task batch
-                (a single batch, not a dataset).
+            strip_prompt: leave a text decoder prefix out of the output.
+            prompts: optional per-example prompts `[batch, prompt_length,
+                hidden_dim]` (one batch, not a dataset).
+            tasks: optional task names in `prompt_bank`, one per example,
+                instead of `prompts`.
+
+        Text follows one rule in every path (`T5Detokenizer`): it ends at
+        `</s>`, sentinels render as `<extra_id_N>` and ids without a piece
+        render as nothing, so no id ever fails a batch.
         """
-        if isinstance(inputs, dict) and "encoder_token_ids" in inputs:
-            return self._generate_tokens(
-                inputs, max_length, stop_token_ids, prompts
-            )
-        if prompts is None:
-            return super().generate(
-                inputs, max_length, stop_token_ids, strip_prompt
-            )
         if isinstance(inputs, tf.data.Dataset):
-            raise ValueError(
-                "Per-example `prompts` need a single batch of inputs, not a "
-                "`tf.data.Dataset`; put them in each batch as "
-                "`inputs['prompts']` instead."
-            )
-        prompts = self._check_prompts(prompts)
-        compiled = self.make_generate_function()
-
-        def generate_with_prompts(batch, stop_token_ids=None):
-            return compiled({**batch, "prompts": prompts}, stop_token_ids)
-
-        # `Seq2SeqLM.generate` preprocesses and postprocesses around
-        # `self.generate_function`; routing the prompts through it keeps
-        # KerasHub's string handling.
-        self.generate_function = generate_with_prompts
-        try:
-            return super().generate(
-                inputs, max_length, stop_token_ids, strip_prompt
-            )
-        finally:
-            self.generate_function = compiled
-
-    def _generate_tokens(self, inputs, max_length, stop_token_ids, prompts):
-        inputs = {key: ops.convert_to_tensor(value) for key, value in inputs.items()}
+            if prompts is not None or tasks is not None:
+                raise ValueError(
+                    "Per-example `prompts`/`tasks` need a single batch of "
+                    "inputs, not a `tf.data.Dataset`."
+                )
+            outputs = [
+                self.generate(batch, max_length, stop_token_ids, strip_prompt)
+                for batch in inputs.as_numpy_iterator()
+            ]
+            if outputs and isinstance(outputs[0], dict):
+                return {
+                    key: np.concatenate([out[key] for out in outputs])
+                    for key in outputs[0]
+                }
+            return [text for out in outputs for text in out]
+        single = isinstance(inputs, str)
+        is_text = single or not isinstance(inputs, dict) or "encoder_text" in inputs
+        if is_text:
+            batch = self._text_batch(inputs, max_length)
+        else:
+            batch = self._token_batch(inputs, max_length)
+        batch_size = int(batch["encoder_token_ids"].shape[0])
+        prompts = self.per_example_prompts(prompts, tasks, batch_size)
         if prompts is not None:
-            inputs["prompts"] = self._check_prompts(prompts)
-        if "decoder_token_ids" not in inputs:
+            batch["prompts"] = prompts
+        outputs = self.make_generate_function()(
+            batch, stop_token_ids=self._stop_token_ids(stop_token_ids)
+        )
+        if not is_text:
+            return {key: ops.convert_to_numpy(v) for key, v in outputs.items()}
+        mask = outputs["decoder_padding_mask"]
+        if strip_prompt:
+            prefix = ops.cast(batch["decoder_padding_mask"], "bool")
+            mask = ops.logical_and(mask, ops.logical_not(prefix))
+        texts = self.detokenize(outputs["decoder_token_ids"], mask)
+        return texts[0] if single else texts
+
+    def _stop_token_ids(self, stop_token_ids):
+        if stop_token_ids != "auto":
+            return None if stop_token_ids is None else tuple(stop_token_ids)
+        if self.preprocessor is not None:
+            return (int(self.preprocessor.tokenizer.end_token_id),)
+        return (T5_END_ID,)
+
+    def _text_batch(self, inputs, max_length):
+        if self.preprocessor is None:
+            raise ValueError(
+                "Text inputs need a preprocessor: build the model with "
+                "`preprocessor=` or `from_preset()`, or pass token ids."
+            )
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        elif isinstance(inputs, dict):
+            inputs = {
+                key: [value] if isinstance(value, str) else list(value)
+                for key, value in inputs.items()
+            }
+        else:
+            inputs = list(inputs)
+        batch = self.preprocessor.generate_preprocess(
+            inputs, sequence_length=max_length
+        )
+        return {key: ops.cast(batch[key], "int32") for key in TOKEN_INPUTS}
+
+    def _token_batch(self, inputs, max_length):
+        self._check_token_inputs(
+            {k: v for k, v in inputs.items()},
+            required=("encoder_token_ids", "encoder_padding_mask"),
+        )
+        batch = {
+            key: ops.convert_to_tensor(value, "int32")
+            for key, value in inputs.items()
+        }
+        if "decoder_token_ids" not in batch:
             if max_length is None:
                 if self.preprocessor is None:
                     raise ValueError(
@@ -619,32 +594,41 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
                         "`max_length` (or a preprocessor)."
                     )
                 max_length = self.preprocessor.decoder_sequence_length
-            batch_size = ops.shape(inputs["encoder_token_ids"])[0]
-            inputs["decoder_token_ids"] = ops.full(
+            batch_size = ops.shape(batch["encoder_token_ids"])[0]
+            batch["decoder_token_ids"] = ops.full(
                 (batch_size, max_length), DECODER_START_ID, "int32"
             )
-            inputs["decoder_padding_mask"] = ops.tile(
+            batch["decoder_padding_mask"] = ops.tile(
                 ops.one_hot([0], max_length, dtype="int32"), (batch_size, 1)
             )
-        if stop_token_ids == "auto":
-            stop_token_ids = (
-                (self.preprocessor.tokenizer.end_token_id,)
-                if self.preprocessor is not None
-                else (T5_END_ID,)
-            )
-        outputs = self.make_generate_function()(
-            inputs, stop_token_ids=stop_token_ids
-        )
-        return {key: ops.convert_to_numpy(value) for key, value in outputs.items()}
+        return batch
 
-    def _check_prompts(self, prompts):
-        prompts = ops.convert_to_tensor(prompts, "float32")
-        self.prompt_layer._check_prompt_shape(prompts)
-        return prompts
+    @property
+    def detokenizer(self):
+        """The `T5Detokenizer` of the preprocessor's tokenizer."""
+        if self.preprocessor is None:
+            raise ValueError(
+                "Text output needs a preprocessor (its tokenizer): build the "
+                "model with `preprocessor=` or `from_preset()`."
+            )
+        tokenizer = self.preprocessor.tokenizer
+        cached = getattr(self, "_detokenizer", None)
+        if cached is None or cached.tokenizer_proto is not tokenizer.proto:
+            cached = T5Detokenizer(tokenizer, self.backbone.vocabulary_size)
+            self._detokenizer = cached
+        return cached
+
+    def detokenize(self, token_ids, padding_mask=None):
+        """Generated ids `[batch, length]` -> list of strings, by the one
+        rule of `T5Detokenizer` (never fails on an id)."""
+        return self.detokenizer.decode(
+            ops.convert_to_numpy(token_ids),
+            None if padding_mask is None else ops.convert_to_numpy(padding_mask),
+        )
 
     # === Rank classification ===
 
-    def score(self, inputs, choices, prompts=None):
+    def score(self, inputs, choices, *, prompts=None, tasks=None):
         """Log-likelihood of each candidate target (rank classification).
 
         The encoder runs once per batch; all choices are decoded together in
@@ -658,6 +642,8 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
                 token-id lists (scored as given; include the end token id to
                 score it).
             prompts: optional per-example prompts.
+            tasks: optional task names in `prompt_bank` instead of
+                `prompts`.
 
         Returns:
             float32 array `[batch, len(choices)]`: the summed log-probability
@@ -670,105 +656,31 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
                              ["positive", "negative"])
         ```
         """
-        if not choices:
-            raise ValueError("`score()` needs at least one choice.")
-        encoder_inputs = self._encoder_inputs(inputs)
-        decoder_ids, targets, target_mask = self._choice_tensors(choices)
-        if prompts is not None:
-            prompts = self._check_prompts(prompts)
-        if getattr(self, "_score_function", None) is None:
+        tokenizer = getattr(self.preprocessor, "tokenizer", None)
+        decoder_ids, targets, target_mask = choice_tensors(choices, tokenizer)
+        if isinstance(inputs, dict):
+            encoder = {
+                key: ops.convert_to_tensor(inputs[key], "int32")
+                for key in ("encoder_token_ids", "encoder_padding_mask")
+            }
+        else:
+            encoder = self._text_batch(inputs, None)
+        batch_size = int(encoder["encoder_token_ids"].shape[0])
+        prompts = self.per_example_prompts(prompts, tasks, batch_size)
+        if self._score_function is None:
             self._score_function = tf.function(
-                self._score_batch, jit_compile=self.jit_compile
+                lambda *args: choice_log_likelihoods(self, *args),
+                jit_compile=bool(getattr(self, "jit_compile", False)),
             )
         scores = self._score_function(
-            encoder_inputs["encoder_token_ids"],
-            encoder_inputs["encoder_padding_mask"],
+            encoder["encoder_token_ids"],
+            encoder["encoder_padding_mask"],
             decoder_ids,
             targets,
             target_mask,
             prompts,
         )
         return ops.convert_to_numpy(scores)
-
-    def _score_batch(
-        self,
-        encoder_token_ids,
-        encoder_padding_mask,
-        decoder_ids,
-        targets,
-        target_mask,
-        prompts=None,
-    ):
-        """`[batch, num_choices]` summed target log-probabilities."""
-        encoder_outputs, encoder_padding_mask = self.encode(
-            encoder_token_ids, encoder_padding_mask, prompts=prompts
-        )
-        batch_size = ops.shape(encoder_token_ids)[0]
-        num_choices = ops.shape(decoder_ids)[0]
-        # Row b * num_choices + c pairs example b with choice c.
-        logits = self.decode(
-            ops.repeat(encoder_outputs, num_choices, axis=0),
-            ops.repeat(encoder_padding_mask, num_choices, axis=0),
-            ops.tile(decoder_ids, (batch_size, 1)),
-            ops.tile(target_mask, (batch_size, 1)),
-        )
-        log_probs = ops.log_softmax(logits, axis=-1)
-        picked = ops.take_along_axis(
-            log_probs, ops.tile(targets, (batch_size, 1))[..., None], axis=-1
-        )[..., 0]
-        mask = ops.cast(ops.tile(target_mask, (batch_size, 1)), picked.dtype)
-        return ops.reshape(
-            ops.sum(picked * mask, axis=-1), (batch_size, num_choices)
-        )
-
-    def _encoder_inputs(self, inputs):
-        if isinstance(inputs, dict):
-            return {
-                key: ops.convert_to_tensor(inputs[key], "int32")
-                for key in ("encoder_token_ids", "encoder_padding_mask")
-            }
-        if self.preprocessor is None:
-            raise ValueError(
-                "String inputs need a preprocessor: build the model with "
-                "`preprocessor=` or `from_preset()`, or pass token ids."
-            )
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        packed = self.preprocessor.generate_preprocess(texts)
-        return {
-            key: ops.cast(packed[key], "int32")
-            for key in ("encoder_token_ids", "encoder_padding_mask")
-        }
-
-    def _choice_tensors(self, choices):
-        """`(decoder_input_ids, target_ids, target_mask)`, each
-        `int32[num_choices, longest]`, right-padded."""
-        targets = []
-        for choice in choices:
-            if isinstance(choice, str):
-                if self.preprocessor is None:
-                    raise ValueError(
-                        "String choices need a preprocessor; pass token-id "
-                        "lists instead."
-                    )
-                tokenizer = self.preprocessor.tokenizer
-                target = [int(i) for i in np.asarray(tokenizer(choice))]
-                target.append(tokenizer.end_token_id)
-            else:
-                target = [int(i) for i in choice]
-            if not target:
-                raise ValueError(f"Choice {choice!r} has no tokens.")
-            targets.append(target)
-        length = max(len(target) for target in targets)
-        target_ids = np.full((len(targets), length), PAD_ID, "int32")
-        target_mask = np.zeros((len(targets), length), "int32")
-        for row, target in enumerate(targets):
-            target_ids[row, : len(target)] = target
-            target_mask[row, : len(target)] = 1
-        decoder_ids = np.concatenate(
-            [np.full((len(targets), 1), DECODER_START_ID, "int32"), target_ids[:, :-1]],
-            axis=1,
-        )
-        return decoder_ids, target_ids, target_mask
 
     # === Prompt access and files ===
 
@@ -795,7 +707,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
 
     def save_prompt(self, path, task=None, labels=None, training_steps=None):
         """Saves the prompt and its metadata to a `.safetensors` file,
-        atomically.
+        atomically (see `keras_prompt.prompts.save_prompt_file`).
 
         Args:
             path: destination file.
@@ -814,12 +726,13 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             "backbone_fingerprint": self.backbone_fingerprint(),
             "task": task,
             "labels": labels if labels is not None else self.labels,
-            "initializer": initializer if isinstance(initializer, str) else
-            type(initializer).__name__,
+            "initializer": initializer
+            if isinstance(initializer, str)
+            else type(initializer).__name__,
             "training_steps": training_steps,
         }
         path = prompt_file.save_prompt_file(path, self.get_prompt(), metadata)
-        logger.info("Saved prompt to %s", path)
+        logger.debug("Saved prompt to %s", path)
         return path
 
     def load_prompt(self, path):
@@ -893,6 +806,12 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
                 "seed": self.seed,
             }
         )
+        if self.preprocessor is not None:
+            # KerasHub's T5 preprocessor config leaves its lengths out.
+            config["sequence_lengths"] = {
+                "encoder_sequence_length": self.preprocessor.encoder_sequence_length,
+                "decoder_sequence_length": self.preprocessor.decoder_sequence_length,
+            }
         return config
 
     @classmethod
@@ -903,18 +822,9 @@ class PromptedT5Seq2SeqLM(keras_hub.models.T5Seq2SeqLM):
             config["prompt_initializer"] = keras.initializers.deserialize(
                 initializer
             )
-        return super().from_config(config)
-
-
-def _mask_after_stop(token_ids, padding_mask, stop_token_ids):
-    """Output mask: everything up to and including the first generated stop
-    token (positions of the decoder prompt never count as a stop)."""
-    if stop_token_ids is None:
-        return ops.ones_like(token_ids, dtype="bool")
-    generated = ops.logical_not(ops.cast(padding_mask, "bool"))
-    is_stop = ops.zeros_like(token_ids, dtype="bool")
-    for stop_id in stop_token_ids:
-        is_stop = ops.logical_or(is_stop, ops.equal(token_ids, stop_id))
-    stops = ops.cast(ops.logical_and(is_stop, generated), "int32")
-    after_stop = ops.cumsum(stops, axis=-1) - stops
-    return ops.equal(after_stop, 0)
+        lengths = config.pop("sequence_lengths", None)
+        model = super().from_config(config)
+        if lengths and model.preprocessor is not None:
+            for name, value in lengths.items():
+                setattr(model.preprocessor, name, value)
+        return model

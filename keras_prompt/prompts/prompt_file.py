@@ -39,8 +39,21 @@ _ARCHITECTURE_KEYS = (
 )
 
 
+# The prompt file a training run writes into its output directory.
+PROMPT_FILE_NAME = "prompt.safetensors"
+
+
 class PromptFileError(ValueError):
     """A prompt file is unreadable, malformed, or meant for another backbone."""
+
+
+def prompt_file_path(path):
+    """`path`, or `path/prompt.safetensors` when `path` is a training output
+    directory."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return os.path.join(path, PROMPT_FILE_NAME)
+    return path
 
 
 def backbone_fingerprint(backbone):

@@ -1,14 +1,6 @@
 """The built-in demo: the `t5_tiny_demo` backbone, its pretraining mixture,
-two held-out tasks (`demo_animal`, `demo_mood`, registered here as tasks
-like any other) and `keras-prompt quickstart`."""
-
-from keras_prompt.quickstart.tasks import PROMPT_DESIGNS
-from keras_prompt.quickstart.tasks import TASKS
-from keras_prompt.quickstart.tasks import register_tasks
-
-register_tasks()
-
-__all__ = ["PROMPT_DESIGNS", "TASKS", "register_tasks", "run_quickstart"]
+two held-out tasks (`demo_animal`, `demo_mood`, registered with the task
+registry like any other task) and `keras-prompt quickstart`."""
 
 
 def run_quickstart(*args, **kwargs):

@@ -3,31 +3,33 @@
 1. load the pretrained `t5_tiny_demo` backbone (shipped in the package);
 2. prompt design: the frozen model with the best hand-written text prompt;
 3. prompt tuning on two held-out tasks (`demo_animal`, `demo_mood`) with
-   the paper's optimizer (Adafactor 0.3), class-label init, batch 32;
-4. test accuracy (rank classification and greedy exact match);
+   `keras_prompt.train()` (the paper's Adafactor 0.3, class-label init,
+   batch 32, best prompt on validation);
+4. test accuracy with `keras_prompt.evaluate()` (rank classification and
+   greedy exact match);
 5. export a SavedModel with a bank of the two prompts and an ONNX model;
 6. run one mixed-task batch through Keras, the SavedModel and ONNX Runtime
    and check they agree; check the backbone's weights did not change.
 
-Everything is written under `--output`; `summary.json` holds the numbers.
+Everything is written under `output`; `summary.json` holds the numbers.
 """
 
+import hashlib
 import json
-import logging
 import os
 import time
 
 import numpy as np
 
+from keras_prompt.quickstart import baselines
 from keras_prompt.quickstart import tasks as demo_tasks
 
 DEFAULT_TASKS = ("demo_animal", "demo_mood")
+MAX_DECODE_LENGTH = 4
 
 
 def weights_sha256(backbone):
     """SHA-256 over every backbone weight (shape and bytes, in order)."""
-    import hashlib
-
     digest = hashlib.sha256()
     for weight in backbone.weights:
         digest.update(str(tuple(weight.shape)).encode())
@@ -40,11 +42,14 @@ def _say(text=""):
 
 
 def _table(rows, headers):
-    widths = [max(len(str(r[i])) for r in rows + [headers]) for i in range(len(headers))]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(out)
+    widths = [
+        max(len(str(row[i])) for row in rows + [headers])
+        for i in range(len(headers))
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
 
 
 def mixed_batch(task_names, per_task=4, split="test"):
@@ -53,204 +58,258 @@ def mixed_batch(task_names, per_task=4, split="test"):
     for name in task_names:
         texts, labels = demo_tasks.split_texts(name, split)
         words = demo_tasks.TASKS[name]["labels"]
-        columns.append([(name, t, words[l]) for t, l in zip(texts[:per_task], labels[:per_task])])
+        columns.append(
+            [(name, t, words[l]) for t, l in zip(texts[:per_task], labels[:per_task])]
+        )
     return [row for group in zip(*columns) for row in group]
 
 
-def run_quickstart(output, preset="t5_tiny_demo", task_names=DEFAULT_TASKS,
-                   steps=300, prompt_length=20, batch_size=32,
-                   learning_rate=0.3, prompt_initializer="class_labels",
-                   seed=0, export=True, verbose=1):
+def run_quickstart(
+    output,
+    preset=baselines.DEMO_PRESET,
+    task_names=DEFAULT_TASKS,
+    steps=300,
+    prompt_length=20,
+    batch_size=32,
+    learning_rate=0.3,
+    prompt_initializer="class_labels",
+    seed=0,
+    export=True,
+):
     """Runs the quickstart; returns the summary dict (also in
     `output/summary.json`)."""
+    import keras_prompt
+
     started = time.time()
     os.makedirs(output, exist_ok=True)
-    logging.getLogger("keras_prompt").setLevel(logging.WARNING)
-    demo_tasks.register_tasks()
-
-    import keras_prompt
-    from keras_prompt.quickstart import experiments
-
     _say(f"[1/6] Loading the demo backbone '{preset}' (frozen) ...")
-    backbone, preprocessor = experiments.load_demo(preset)
+    backbone, preprocessor = baselines.load_demo(preset)
     before = weights_sha256(backbone)
-    _say(f"      {backbone.count_params():,} parameters, hidden {backbone.hidden_dim}, "
-         f"{backbone.num_layers}+{backbone.num_layers} layers, vocabulary "
-         f"{backbone.vocabulary_size}; weights sha256 {before[:16]}...")
-
+    _say(
+        f"      {backbone.count_params():,} parameters, hidden "
+        f"{backbone.hidden_dim}, {backbone.num_layers}+{backbone.num_layers} "
+        f"layers, vocabulary {backbone.vocabulary_size}; weights sha256 "
+        f"{before[:16]}..."
+    )
+    config = keras_prompt.TrainConfig(
+        prompt_length=prompt_length,
+        prompt_initializer=prompt_initializer,
+        learning_rate=learning_rate,
+        steps=steps,
+        batch_size=batch_size,
+        max_input_length=baselines.ENCODER_LENGTH,
+        eval_every=max(1, steps // 6),
+        eval_batch_size=baselines.EVAL_BATCH_SIZE,
+        rank_classification=True,
+        checkpoint_every=steps,
+        tensorboard=False,
+        verbose=0,
+    )
     results = {}
     prompt_files = {}
     for number, name in enumerate(task_names):
         words = demo_tasks.TASKS[name]["labels"]
-        _say(f"\n[2/6] Prompt design on held-out task '{name}' "
-             f"(labels {words}): frozen model, hand-written text prompts, test split")
-        design, design_details = experiments.prompt_design(
-            backbone, preprocessor, name, split="test", log=_say)
+        _say(
+            f"\n[2/6] Prompt design on held-out task '{name}' (labels "
+            f"{words}): frozen model, hand-written text prompts, test split"
+        )
+        design, design_details = baselines.prompt_design(
+            backbone, preprocessor, name, split="test", log=_say
+        )
 
-        _say(f"\n[3/6] Prompt tuning on '{name}': {steps} steps, batch {batch_size}, "
-             f"prompt {prompt_length} x {backbone.hidden_dim}, {prompt_initializer} init, "
-             f"Adafactor {learning_rate}")
-        # The quickstart trains with its own loop on pre-tokenized NumPy data
-        # (`experiments.prompt_tune`: the same model, Adafactor and loss as
-        # `keras_prompt.train`, which it cannot call twice in one process
-        # because train() reseeds TensorFlow globally, which destroys the
-        # SentencePiece resource of a tokenizer already used).
-        model, history = experiments.prompt_tune(
-            backbone, preprocessor, name, steps=steps, batch_size=batch_size,
-            prompt_length=prompt_length, initializer=prompt_initializer,
-            learning_rate=learning_rate, seed=seed + number,
-            eval_every=max(1, steps // 6), progress=verbose, log=_say)
-        os.makedirs(os.path.join(output, "prompts"), exist_ok=True)
-        prompt_path = model.save_prompt(
-            os.path.join(output, "prompts", f"{name}.safetensors"), task=name,
-            labels=words, training_steps=steps)
-        prompt_files[name] = prompt_path
+        _say(
+            f"\n[3/6] Prompt tuning on '{name}' with keras_prompt.train(): "
+            f"{steps} steps, batch {batch_size}, prompt {prompt_length} x "
+            f"{backbone.hidden_dim}, {prompt_initializer} init, Adafactor "
+            f"{learning_rate}"
+        )
+        run_dir = os.path.join(output, "runs", name)
+        trained = keras_prompt.train(
+            backbone,
+            name,
+            output_dir=run_dir,
+            config=config.replace(seed=seed + number),
+            preprocessor=preprocessor,
+        )
+        model = trained["model"]
+        best = trained["metrics"]["best"]
+        _say(
+            f"      best validation accuracy {best['accuracy']:.1f} at step "
+            f"{best['step']} ({trained['prompt_path']})"
+        )
+        prompt_files[name] = trained["prompt_path"]
 
-        _say(f"\n[4/6] Test accuracy of the tuned prompt on '{name}'")
-        test = experiments.Split(preprocessor.tokenizer, name, "test")
-        rank = experiments.Scorer(experiments.prompted_logits_fn(model)).rank_accuracy(test)
-        greedy, _ = experiments.generated_label_accuracy(model, test, mode="strict")
+        _say(f"\n[4/6] Test accuracy of the tuned prompt on '{name}' (keras_prompt.evaluate())")
+        evaluated = {
+            mode: keras_prompt.evaluate(
+                model,
+                None,
+                name,
+                split="test",
+                batch_size=baselines.EVAL_BATCH_SIZE,
+                max_input_length=baselines.ENCODER_LENGTH,
+                rank_classification=mode == "rank",
+            )
+            for mode in ("rank", "greedy")
+        }
+        rank = evaluated["rank"]["accuracy"]
+        greedy = evaluated["greedy"]["accuracy"]
         results[name] = {
             "labels": words,
             "prompt_design_accuracy": round(design, 2),
             "prompt_design_best_template": max(
-                design_details, key=lambda e: e["best"])["template"],
+                design_details, key=lambda e: e["best"]
+            )["template"],
             "prompt_tuning_accuracy": round(rank, 2),
             "prompt_tuning_greedy_accuracy": round(greedy, 2),
-            "prompt_file": prompt_path,
-            "training_history": history,
+            "prompt_file": trained["prompt_path"],
+            "training": trained["metrics"]["validation"],
         }
-        _say(f"      prompt design {design:.1f}%  ->  prompt tuning {rank:.1f}% "
-             f"(rank classification; greedy exact match {greedy:.1f}%)")
+        _say(
+            f"      prompt design {design:.1f}%  ->  prompt tuning {rank:.1f}% "
+            f"(rank classification; greedy exact match {greedy:.1f}%)"
+        )
 
-    summary_rows = [(n, f"{r['prompt_design_accuracy']:.1f}", f"{r['prompt_tuning_accuracy']:.1f}",
-                     f"{r['prompt_tuning_greedy_accuracy']:.1f}") for n, r in results.items()]
-    exports = {}
-    agreement = None
-    table = []
+    exports, agreement, table = {}, None, []
     if export:
-        agreement, table, exports = _export_and_check(model, prompt_files, output)
+        agreement, table, exports = _export_and_check(
+            backbone, preprocessor, prompt_length, prompt_files, output
+        )
     after = weights_sha256(backbone)
     if after != before:
         raise RuntimeError("The backbone's weights changed during the quickstart.")
 
-    main = task_names[0]
+    main_task = task_names[0]
     summary = {
-        "task": main,
-        "prompt_design_accuracy": results[main]["prompt_design_accuracy"],
-        "prompt_tuning_accuracy": results[main]["prompt_tuning_accuracy"],
+        "task": main_task,
+        "prompt_design_accuracy": results[main_task]["prompt_design_accuracy"],
+        "prompt_tuning_accuracy": results[main_task]["prompt_tuning_accuracy"],
         "seconds": round(time.time() - started, 1),
         "tasks": results,
         "preset": preset,
-        "steps": steps,
-        "prompt_length": prompt_length,
-        "prompt_initializer": prompt_initializer,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
+        "config": config.to_json(),
         "seed": seed,
         "backbone_sha256_before": before,
         "backbone_sha256_after": after,
         "backbone_unchanged": after == before,
         "exports": exports,
         "exports_agree_with_keras": agreement,
-        "mixed_batch": [dict(zip(("task", "input", "keras", "saved_model", "onnx", "label"), r))
-                        for r in table],
+        "mixed_batch": [
+            dict(zip(("task", "input", "keras", "saved_model", "onnx", "label"), r))
+            for r in table
+        ],
     }
-    with open(os.path.join(output, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    with open(os.path.join(output, "summary.json"), "w") as file:
+        json.dump(summary, file, indent=2)
 
-    _say("\n" + _table(summary_rows, ("task", "prompt design %", "prompt tuning %",
-                                      "(greedy) %")))
-    _say(f"\nBackbone weights unchanged (sha256 {after[:16]}...). "
-         f"Done in {summary['seconds']:.0f} s; everything is in {output}/")
-    first = prompt_files[main]
-    _say("\nNext:\n"
-         f"  keras-prompt inspect {first} --backbone {preset}\n"
-         f"  keras-prompt predict --backbone {preset} --prompt {first} "
-         f"--text \"does it mention an animal? sentence: the brown dog slept\"\n"
-         f"  keras-prompt train --backbone {preset} --task demo_mood --prompt-length 100 "
-         f"--steps 1000 --output runs/mood\n"
-         "  Real models: --backbone t5_small_multi (KerasHub preset) or a Hugging Face "
-         "T5 checkpoint directory, e.g. google/t5-base-lm-adapt.\n"
-         "  This demo backbone only knows its synthetic world (see README).")
+    rows = [
+        (
+            name,
+            f"{r['prompt_design_accuracy']:.1f}",
+            f"{r['prompt_tuning_accuracy']:.1f}",
+            f"{r['prompt_tuning_greedy_accuracy']:.1f}",
+        )
+        for name, r in results.items()
+    ]
+    _say(
+        "\n"
+        + _table(rows, ("task", "prompt design %", "prompt tuning %", "(greedy) %"))
+    )
+    _say(
+        f"\nBackbone weights unchanged (sha256 {after[:16]}...). Done in "
+        f"{summary['seconds']:.0f} s; everything is in {output}/"
+    )
+    first = prompt_files[main_task]
+    _say(
+        "\nNext:\n"
+        f"  keras-prompt inspect {first} --backbone {preset}\n"
+        f"  keras-prompt predict --backbone {preset} --prompt {first} "
+        '--text "does it mention an animal? sentence: the brown dog slept"\n'
+        f"  keras-prompt train --backbone {preset} --task demo_mood "
+        "--prompt-length 100 --steps 1000 --output runs/mood\n"
+        "  Real models: --backbone t5_small_multi (KerasHub preset) or a "
+        "Hugging Face T5 checkpoint directory, e.g. google/t5-base-lm-adapt.\n"
+        "  This demo backbone only knows its synthetic world (see README)."
+    )
     return summary
 
 
-def _export_and_check(model, prompt_files, output):
+def _export_and_check(backbone, preprocessor, prompt_length, prompt_files, output):
     """Bank SavedModel + ONNX export; one mixed batch through all three."""
+    import onnxruntime
     import tensorflow as tf
 
-    import keras_prompt
     from keras_prompt.export import export_onnx
     from keras_prompt.export import export_saved_model
-    from keras_prompt.quickstart import experiments
+    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
 
-    names = list(prompt_files)
-    _say(f"\n[5/6] Exporting a SavedModel with a bank of {len(names)} prompts {names} "
-         "and an ONNX model")
-    max_decode_length = 4
-    saved = export_saved_model(model, os.path.join(output, "saved_model"), mode="bank",
-                               prompts=prompt_files, model_name="demo",
-                               max_decode_length=max_decode_length, overwrite=True)
-    onnx_path = export_onnx(model, os.path.join(output, "demo_bank_generate.onnx"),
-                            mode="bank", prompts=prompt_files, graph="generate",
-                            max_decode_length=max_decode_length)
+    model = PromptedT5Seq2SeqLM(backbone, preprocessor, prompt_length=prompt_length)
+    for name, path in prompt_files.items():
+        model.prompt_bank.add(name, path)
+    names = model.prompt_bank.names
+    _say(
+        f"\n[5/6] Exporting a SavedModel with a bank of {len(names)} prompts "
+        f"{names} and an ONNX model"
+    )
+    saved = export_saved_model(
+        model,
+        os.path.join(output, "saved_model"),
+        mode="bank",
+        model_name="demo",
+        max_decode_length=MAX_DECODE_LENGTH,
+        overwrite=True,
+    )
+    onnx_path = export_onnx(
+        model,
+        os.path.join(output, "demo_bank_generate.onnx"),
+        mode="bank",
+        graph="generate",
+        max_decode_length=MAX_DECODE_LENGTH,
+    )
     _say(f"      {saved}\n      {onnx_path}")
 
     _say("\n[6/6] One mixed-task batch through Keras, the SavedModel and ONNX Runtime")
     rows = mixed_batch(names)
-    texts = [r[1] for r in rows]
-    task_ids = np.array([names.index(r[0]) for r in rows], np.int32)
-    prompts = []
-    for name in names:
-        prompt, _ = keras_prompt.read_prompt_file(prompt_files[name])
-        prompts.append(prompt)
-    per_example = np.stack([prompts[i] for i in task_ids])
-    tokenizer = model.preprocessor.tokenizer
-    ids, mask = experiments.tokenize(tokenizer, texts, experiments.ENCODER_LENGTH)
-
-    keras_ids = model.generate({"encoder_token_ids": ids, "encoder_padding_mask": mask},
-                               max_length=max_decode_length, prompts=per_example)
-    keras_ids = np.asarray(keras_ids["decoder_token_ids"] if isinstance(keras_ids, dict)
-                           else keras_ids)
+    texts = [row[1] for row in rows]
+    tasks = [row[0] for row in rows]
+    keras_texts = model.generate(texts, tasks=tasks, max_length=MAX_DECODE_LENGTH)
 
     loaded = tf.saved_model.load(saved)
-    sm_text = loaded.signatures["serving_default"](
-        inputs=tf.constant(texts), task=tf.constant([r[0] for r in rows]))["outputs"].numpy()
-    sm_ids = loaded.signatures["generate_ids"](
-        encoder_token_ids=tf.constant(ids), encoder_padding_mask=tf.constant(mask),
-        task=tf.constant([r[0] for r in rows]))["token_ids"].numpy()
+    served = loaded.signatures["serving_default"](
+        inputs=tf.constant(texts), task=tf.constant(tasks)
+    )["outputs"].numpy()
+    served = [text.decode("utf-8") for text in served]
 
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    onnx_ids = session.run(None, {"encoder_token_ids": ids, "encoder_padding_mask": mask,
-                                  "task": task_ids})[0]
-
-    def words(token_ids):
-        out = []
-        for row in token_ids:
-            tokens = []
-            for i in row[1:]:
-                if int(i) in (0, tokenizer.end_token_id):
-                    break
-                tokens.append(int(i))
-            out.append(experiments._to_str(tokenizer.detokenize(np.asarray(tokens, np.int32)))
-                       if tokens else "")
-        return out
-
-    keras_words = words(keras_ids)
-    sm_ids_words = words(sm_ids)
-    onnx_words = words(onnx_ids)
-    sm_words = [experiments._to_str(t) for t in sm_text]
-    table = [(r[0], r[1], k, s, o, r[2]) for r, k, s, o in
-             zip(rows, keras_words, sm_words, onnx_words)]
-    agree = keras_words == sm_words == onnx_words == sm_ids_words
-    _say(_table([(t, (x if len(x) <= 60 else x[:57] + "..."), k, s, o, y)
-                 for t, x, k, s, o, y in table],
-                ("task", "input", "keras", "saved_model", "onnx", "label")))
+    encoded = preprocessor.generate_preprocess(texts)
+    session = onnxruntime.InferenceSession(
+        onnx_path, providers=["CPUExecutionProvider"]
+    )
+    onnx_ids = session.run(
+        ["token_ids"],
+        {
+            "encoder_token_ids": np.asarray(encoded["encoder_token_ids"], np.int32),
+            "encoder_padding_mask": np.asarray(
+                encoded["encoder_padding_mask"], np.int32
+            ),
+            "task": model.prompt_bank.task_ids(tasks),
+        },
+    )[0]
+    onnx_texts = model.detokenize(onnx_ids)
+    table = [
+        (row[0], row[1], k, s, o, row[2])
+        for row, k, s, o in zip(rows, keras_texts, served, onnx_texts)
+    ]
+    agree = keras_texts == served == onnx_texts
+    _say(
+        _table(
+            [
+                (t, (x if len(x) <= 60 else x[:57] + "..."), k, s, o, y)
+                for t, x, k, s, o, y in table
+            ],
+            ("task", "input", "keras", "saved_model", "onnx", "label"),
+        )
+    )
     _say("      exported models agree with Keras: " + ("yes" if agree else "NO"))
     if not agree:
-        raise RuntimeError("Exported models disagree with the Keras model: "
-                           f"{table}")
+        raise RuntimeError(f"Exported models disagree with the Keras model: {table}")
     return agree, table, {"saved_model": saved, "onnx": onnx_path}

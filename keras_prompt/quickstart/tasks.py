@@ -57,7 +57,7 @@ TASKS = {
 
 # Hand-written text prompts for prompt design: (template, label words).
 # The first is the task's own format. They are scored on the task's label
-# words (see `keras_prompt.quickstart.experiments.prompt_design`).
+# words (see `keras_prompt.quickstart.baselines.prompt_design`).
 PROMPT_DESIGNS = {
     "demo_animal": [
         "does it mention an animal? sentence: {sentence}",
@@ -117,21 +117,21 @@ class GeneratedSource:
         return tf.data.Dataset.from_tensor_slices(columns)
 
 
-def make_task(name):
-    """The `keras_prompt.data.Task` of a held-out task."""
+def make_task(name, template=None):
+    """The `keras_prompt.data.Task` of a held-out task, in its own format or
+    with another input `template` (a prompt-design candidate)."""
     from keras_prompt.data.task import Task
     from keras_prompt.data.template_formatter import TemplateFormatter
 
     spec = TASKS[name]
-    return Task(name, GeneratedSource(name), TemplateFormatter(spec["template"]),
+    formatter = TemplateFormatter(template or spec["template"])
+    return Task(name, GeneratedSource(name), formatter,
                 label_words=spec["labels"], description=spec["description"])
 
 
 def register_tasks():
     """Register `demo_animal` and `demo_mood` (idempotent, no TF import)."""
-    from keras_prompt.data.task_registry import _TASKS
     from keras_prompt.data.task_registry import register_task
 
     for name in TASKS:
-        if name not in _TASKS:
-            register_task(name, lambda name=name: make_task(name))
+        register_task(name, lambda name=name: make_task(name), overwrite=True)

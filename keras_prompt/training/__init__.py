@@ -7,10 +7,11 @@ from keras_prompt.training.prompt_backup_and_restore import (
     PromptBackupAndRestore,
 )
 from keras_prompt.training.prompt_checkpoint import PromptCheckpoint
+from keras_prompt.training.seeding import seed_random_layers
 from keras_prompt.training.strategy import resolve_strategy
 from keras_prompt.training.task_evaluator import TaskEvaluator
-from keras_prompt.training.train import PAPER_DEFAULTS
 from keras_prompt.training.train import train
+from keras_prompt.training.train_config import TrainConfig
 from keras_prompt.training.training_error import TrainingError
 from keras_prompt.training.validation_callback import ValidationCallback
 from keras_prompt.training.xla_replica_step import (

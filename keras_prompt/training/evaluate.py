@@ -26,6 +26,7 @@ def load_model_with_prompt(backbone, prompt=None, preprocessor=None):
         `(model, metadata)`; `metadata` is `{}` without a prompt file.
     """
     from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
+    from keras_prompt.prompts.prompt_file import prompt_file_path
     from keras_prompt.prompts.prompt_file import read_prompt_file
     from keras_prompt.training.model_builder import build_prompted_model
 
@@ -33,11 +34,9 @@ def load_model_with_prompt(backbone, prompt=None, preprocessor=None):
         if isinstance(backbone, PromptedT5Seq2SeqLM):
             return backbone, {}
         raise TrainingError(
-            "Pass the prompt file to evaluate (--prompt DIR/prompt.safetensors)."
+            "Pass the prompt file to evaluate (prompt=DIR/prompt.safetensors)."
         )
-    prompt = os.fspath(prompt)
-    if os.path.isdir(prompt):
-        prompt = os.path.join(prompt, "prompt.safetensors")
+    prompt = prompt_file_path(prompt)
     values, metadata = read_prompt_file(prompt)
     if isinstance(backbone, PromptedT5Seq2SeqLM) and \
             backbone.prompt_length == values.shape[0]:
@@ -52,17 +51,10 @@ def load_model_with_prompt(backbone, prompt=None, preprocessor=None):
 
 def evaluate(
     backbone,
-    prompt=None,
-    task=None,
+    prompt,
+    task,
     *,
     split="validation",
-    validation_file=None,
-    test_file=None,
-    template=None,
-    label_column="label",
-    labels=None,
-    metric="accuracy",
-    file_format=None,
     data_dir=None,
     preprocessor=None,
     batch_size=32,
@@ -77,18 +69,17 @@ def evaluate(
 
     Greedy decoding with exact match against the label words (the paper's
     metric), or rank classification (`rank_classification=True`: the label
-    word with the highest log-likelihood wins).
+    word with the highest log-likelihood wins, through `model.score()`).
 
     Args:
         backbone: preset name/dir, HF checkpoint dir, `T5Backbone`, or a
-            `PromptedT5Seq2SeqLM` (then `prompt` may be `None`).
-        prompt: a prompt file (or a training output directory).
-        task: a task name or `Task`; or file arguments (`validation_file` /
-            `test_file`, `template`, `label_column`, `labels`). File tasks
-            take their label words from the prompt file when `labels` is
-            not given.
+            `PromptedT5Seq2SeqLM` (then `prompt` may be `None` to evaluate
+            the model's own prompt).
+        prompt: a prompt file (or a training output directory), or `None`.
+        task: a task name or `Task` (e.g. `keras_prompt.data.file_task(...)`).
         split: `"validation"`, `"test"` or a source split name.
         data_dir: TFDS data directory.
+        preprocessor: tokenizer preprocessor for object backbones.
         batch_size: evaluation batch size.
         max_input_length, max_target_length: token lengths (the target
             length defaults to the longest label word plus `</s>`).
@@ -113,12 +104,7 @@ def evaluate(
     if model is not backbone:
         # A model built here; a caller's own model keeps its compile settings.
         model.compile(jit_compile=bool(jit_compile))
-    if task is None and labels is None and metadata.get("labels"):
-        labels = metadata["labels"]
-    task = resolve_task(task, validation_file=validation_file,
-                        test_file=test_file, template=template,
-                        label_column=label_column, labels=labels,
-                        metric=metric, file_format=file_format)
+    task = resolve_task(task)
     if model.preprocessor is None:
         raise TrainingError("The backbone has no tokenizer; use a preset "
                             "with one or pass preprocessor=.")
@@ -142,7 +128,7 @@ def evaluate(
         "inputs_truncated": stats["inputs_truncated"],
         "prompt": os.fspath(prompt) if prompt is not None else None,
     })
-    logger.info("Evaluation of %s on %s/%s: %s", metrics["prompt"], task.name,
+    logger.debug("Evaluation of %s on %s/%s: %s", metrics["prompt"], task.name,
                 split, metrics)
     if output:
         write_json_atomically(output, metrics)

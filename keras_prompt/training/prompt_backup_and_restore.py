@@ -98,7 +98,7 @@ class PromptBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise TrainingError(
                 f"The backup '{self.path}' holds {len(paths)} variables but "
                 f"this run has {len(variables)}: it was written by a "
-                "different configuration. Delete it (or use another --output) "
+                "different configuration. Delete it (or use another output_dir) "
                 "to start afresh."
             )
         for i, (kind, variable) in enumerate(variables):
@@ -140,7 +140,7 @@ class PromptBackupAndRestore(keras.callbacks.BackupAndRestore):
         }
         _write_atomically(self.path,
                           save(tensors, metadata={"state": json.dumps(state)}))
-        logger.info("Backed up the training state at step %d to %s.",
+        logger.debug("Backed up the training state at step %d to %s.",
                     state["step"], self.path)
 
     def on_train_end(self, logs=None):

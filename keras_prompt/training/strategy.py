@@ -60,11 +60,11 @@ def connect_tpu(tpu=None):
         strategy = tf.distribute.TPUStrategy(resolver)
     except Exception as e:  # ValueError, NotFoundError, ...
         where = f"'{address}'" if address else (
-            "(no address given; set --tpu or TPU_NAME)")
+            "(no address given; pass tpu= or set TPU_NAME)")
         raise TrainingError(
-            f"--strategy tpu was requested but no TPU could be reached at "
-            f"{where}: {e}. Pass --tpu NAME_OR_GRPC_ADDRESS (or 'local' on a "
-            "TPU VM) or set TPU_NAME, or use --strategy auto to fall back to "
+            f"strategy='tpu' was requested but no TPU could be reached at "
+            f"{where}: {e}. Pass tpu=NAME_OR_GRPC_ADDRESS (or 'local' on a "
+            "TPU VM) or set TPU_NAME, or use strategy='auto' to fall back to "
             "GPUs/CPU."
         ) from e
     logger.info("Connected to TPU %s with %d replicas.", address or "(auto)",
@@ -113,7 +113,7 @@ def resolve_strategy(strategy="auto", tpu=None, devices=None):
     if strategy == "multi_worker":
         if _tf_config_workers() == 0:
             raise TrainingError(
-                "--strategy multi_worker needs the TF_CONFIG environment "
+                "strategy='multi_worker' needs the TF_CONFIG environment "
                 "variable describing the cluster, e.g. "
                 '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                 '"task": {"type": "worker", "index": 0}}.'

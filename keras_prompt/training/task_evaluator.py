@@ -46,8 +46,10 @@ class TaskEvaluator:
         self.rank_classification = bool(rank_classification)
         self._label_token_ids = None
 
-    def generate_ids(self, encoder_token_ids, encoder_padding_mask):
-        """Greedy target ids `[batch, max_target_length]`."""
+    def generate_texts(self, encoder_token_ids, encoder_padding_mask):
+        """Greedy outputs of a batch as text (`max_target_length` tokens at
+        most), by the model's one detokenization rule: an id without a
+        piece never fails the batch."""
         outputs = self.model.generate(
             {
                 "encoder_token_ids": encoder_token_ids,
@@ -56,8 +58,9 @@ class TaskEvaluator:
             max_length=self.pipeline.max_target_length + 1,
             stop_token_ids=(self.pipeline.end_id,),
         )
-        # Column 0 is the decoder start token.
-        return outputs["decoder_token_ids"][:, 1:]
+        return self.model.detokenize(
+            outputs["decoder_token_ids"], outputs["decoder_padding_mask"]
+        )
 
     def score(self, encoder_token_ids, encoder_padding_mask):
         """Label-word log-likelihoods `[batch, num_labels]`."""
@@ -79,6 +82,7 @@ class TaskEvaluator:
     def text_to_label(self, text):
         """The label index of a decoded text, or -1."""
         words = self.task.label_words
+        text = text.strip()
         return words.index(text) if text in words else -1
 
     def predict(self, examples, num_examples=None):
@@ -99,8 +103,7 @@ class TaskEvaluator:
                 preds = np.argmax(self.score(ids, mask), axis=1)
                 batch_texts = [self.task.label_words[p] for p in preds]
             else:
-                batch_texts = self.pipeline.decode_generated(
-                    self.generate_ids(ids, mask))
+                batch_texts = self.generate_texts(ids, mask)
                 preds = np.array([self.text_to_label(t) for t in batch_texts])
             predictions.append(preds[keep])
             labels.append(batch["label"].numpy()[keep])

@@ -129,6 +129,90 @@ def run_runner(script, request, timeout=300):
     return reply
 
 
+@contextlib.contextmanager
+def serve_saved_model(path, model_name="keras_prompt"):
+    """In-process stand-ins of TF Serving's gRPC PredictionService and REST
+    API running the SavedModel at `path`; yields their addresses."""
+    import json as json_lib
+    import threading
+    from concurrent import futures
+    from http.server import BaseHTTPRequestHandler
+    from http.server import ThreadingHTTPServer
+
+    import grpc
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    loaded = tf.saved_model.load(path)
+
+    def run(signature_name, inputs):
+        signature = loaded.signatures[signature_name or "serving_default"]
+        return {k: v.numpy() for k, v in signature(**inputs).items()}
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            inputs = {
+                k: tf.constant(tf.make_ndarray(v))
+                for k, v in request.inputs.items()
+            }
+            try:
+                outputs = run(request.model_spec.signature_name, inputs)
+            except tf.errors.InvalidArgumentError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+            response = predict_pb2.PredictResponse()
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+            return response
+
+    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        Servicer(), grpc_server
+    )
+    grpc_port = grpc_server.add_insecure_port("localhost:0")
+    grpc_server.start()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server API
+            assert self.path == f"/v1/models/{model_name}:predict", self.path
+            body = json_lib.loads(
+                self.rfile.read(int(self.headers["Content-Length"]))
+            )
+            inputs = {k: tf.constant(v) for k, v in body["inputs"].items()}
+            try:
+                outputs = run(body.get("signature_name"), inputs)
+                value = next(iter(outputs.values()))
+                if value.dtype == object:
+                    value = [v.decode("utf-8") for v in value.tolist()]
+                else:
+                    value = value.tolist()
+                status, reply = 200, {"outputs": value}
+            except tf.errors.InvalidArgumentError as error:
+                status, reply = 400, {"error": error.message}
+            data = json_lib.dumps(reply).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    http_server = ThreadingHTTPServer(("localhost", 0), Handler)
+    thread = threading.Thread(target=http_server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield {
+            "grpc": f"localhost:{grpc_port}",
+            "rest": f"localhost:{http_server.server_port}",
+        }
+    finally:
+        http_server.shutdown()
+        grpc_server.stop(None)
+
+
 def _calibrate_end_token(model, prompts, encoder_batches):
     """Points the `</s>` head column at a frequently generated token."""
     embedding = model.backbone.token_embedding
@@ -196,7 +280,7 @@ def export_setup(tmp_path_factory):
 
     baked_prompts = np.broadcast_to(bank[0], batch_prompts.shape)
     reference = {
-        "baked_logits": np.asarray(model({**batch, "prompts": baked_prompts})),
+        "baked_logits": np.asarray(model.forward(batch, prompts=baked_prompts)),
         "baked_ids": keras_generate_ids(
             model, generate_inputs(batch), baked_prompts
         ),
@@ -205,7 +289,7 @@ def export_setup(tmp_path_factory):
                 list(TEXTS), max_length=MAX_DECODE_LENGTH, prompts=baked_prompts
             )
         ),
-        "logits": np.asarray(model({**batch, "prompts": batch_prompts})),
+        "logits": np.asarray(model.forward(batch, prompts=batch_prompts)),
         "ids": keras_generate_ids(model, generate_inputs(batch), batch_prompts),
         "text_ids": keras_generate_ids(model, text_inputs, batch_prompts),
         "texts": list(

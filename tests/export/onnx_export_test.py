@@ -181,11 +181,11 @@ def test_dangling_input_and_unsupported_op_are_export_errors(tmp_path):
 
     @tf.function(input_signature=spec)
     def unsupported(x):
-        return {"y": tf.math.erfc(x)}
+        return {"y": tf.math.igamma(x, x)}
 
     for name, function, match in (
         ("dangling", dangling, "dangling"),
-        ("unsupported", unsupported, "Erfc"),
+        ("unsupported", unsupported, "Igamma"),
     ):
         path = str(tmp_path / f"{name}.onnx")
         tf2onnx.convert.from_function(
@@ -195,6 +195,30 @@ def test_dangling_input_and_unsupported_op_are_export_errors(tmp_path):
             validate_onnx(
                 path, ["x"], ["y"], {"x": np.ones((1, 2), np.float32)}
             )
+
+
+def test_exact_gelu_converts_through_the_erfc_handler(tmp_path):
+    """Keras's exact GELU is `tf.nn.gelu`, written with `Erfc`; the handler
+    keras-prompt registers turns it into `1 - Erf`."""
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    from keras_prompt.export import onnx_op_handlers  # noqa: F401
+
+    spec = [tf.TensorSpec([None], tf.float32, name="x")]
+
+    @tf.function(input_signature=spec)
+    def gelu(x):
+        return {"y": tf.nn.gelu(x, approximate=False), "z": tf.math.erfc(x)}
+
+    path = str(tmp_path / "gelu.onnx")
+    tf2onnx.convert.from_function(gelu, input_signature=spec, output_path=path)
+    x = np.linspace(-6, 6, 101).astype(np.float32)
+    session = onnxruntime.InferenceSession(path)
+    y, z = session.run(["y", "z"], {"x": x})
+    np.testing.assert_allclose(y, tf.nn.gelu(x, approximate=False), atol=1e-6)
+    np.testing.assert_allclose(z, tf.math.erfc(x), atol=1e-6)
 
 
 def test_invalid_conversion_is_refused_and_leaves_nothing(

@@ -20,6 +20,7 @@ from tests.export.conftest import TEXTS
 from tests.export.conftest import assert_ids_match
 from tests.export.conftest import generate_inputs
 from tests.export.conftest import keras_generate_ids
+from tests.export.conftest import serve_saved_model
 from tests.export.conftest import run_runner
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "export"))
@@ -43,7 +44,7 @@ def tied_setup(export_setup):
     prompts = np.broadcast_to(model.get_prompt(), setup["batch_prompts"].shape)
     batch = setup["batch"]
     reference = {
-        "logits": np.asarray(model({**batch, "prompts": prompts})),
+        "logits": np.asarray(model.forward(batch, prompts=prompts)),
         "ids": keras_generate_ids(model, generate_inputs(batch), prompts),
     }
     return model, reference
@@ -136,6 +137,30 @@ def test_tf_serving_layout(export_setup, saved_models):
     ]
 
 
+@pytest.mark.parametrize("mode", ["bank", "runtime", "baked"])
+def test_warmup_requests_replay_on_every_signature(saved_models, mode):
+    """`assets.extra/tf_serving_warmup_requests` holds one PredictionLog per
+    signature (parsed with TF Serving's own protos) that runs."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = saved_models[0][mode]
+    records = tf.data.TFRecordDataset(
+        os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))
+    loaded = tf.saved_model.load(path)
+    replayed = []
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        inputs = {name: tf.constant(tf.make_ndarray(proto))
+                  for name, proto in request.inputs.items()}
+        outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert all(value.shape[0] == 1 for value in outputs.values())
+        replayed.append(request.model_spec.signature_name)
+    assert sorted(replayed) == sorted(loaded.signatures)
+
+
 def test_bank_matches_keras(export_setup, saved_models):
     reply = saved_models[1]["bank"]
     reference = export_setup["reference"]
@@ -165,10 +190,10 @@ def test_mixed_task_contract_in_keras(export_setup):
         setup["batch"],
         setup["batch_prompts"],
     )
-    batched = np.asarray(model({**batch, "prompts": prompts}))
+    batched = np.asarray(model.forward(batch, prompts=prompts))
     for row in range(len(prompts)):
         alone = {key: value[row : row + 1] for key, value in batch.items()}
-        logits = np.asarray(model({**alone, "prompts": prompts[row : row + 1]}))
+        logits = np.asarray(model.forward(alone, prompts=prompts[row : row + 1]))
         np.testing.assert_allclose(logits[0], batched[row], atol=1e-5, rtol=0)
     # Generated ids too (a row alone stops at its own </s>, leaving 0s).
     encoder = generate_inputs(batch)
@@ -351,82 +376,8 @@ def test_export_is_atomic(export_setup, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def fake_tf_serving(saved_models):
-    import json as json_lib
-    import threading
-    from concurrent import futures
-    from http.server import BaseHTTPRequestHandler
-    from http.server import ThreadingHTTPServer
-
-    import grpc
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
-    from tensorflow_serving.apis import predict_pb2
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
-
-    loaded = tf.saved_model.load(saved_models[0]["bank"])
-
-    def run(signature_name, inputs):
-        signature = loaded.signatures[signature_name or "serving_default"]
-        return {k: v.numpy() for k, v in signature(**inputs).items()}
-
-    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-        def Predict(self, request, context):
-            inputs = {
-                k: tf.constant(tf.make_ndarray(v))
-                for k, v in request.inputs.items()
-            }
-            try:
-                outputs = run(request.model_spec.signature_name, inputs)
-            except tf.errors.InvalidArgumentError as error:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
-            response = predict_pb2.PredictResponse()
-            for name, value in outputs.items():
-                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
-            return response
-
-    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        Servicer(), grpc_server
-    )
-    grpc_port = grpc_server.add_insecure_port("localhost:0")
-    grpc_server.start()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server API
-            assert self.path == "/v1/models/keras_prompt:predict", self.path
-            body = json_lib.loads(
-                self.rfile.read(int(self.headers["Content-Length"]))
-            )
-            inputs = {k: tf.constant(v) for k, v in body["inputs"].items()}
-            try:
-                outputs = run(body.get("signature_name"), inputs)
-                value = next(iter(outputs.values()))
-                if value.dtype == object:
-                    value = [v.decode("utf-8") for v in value.tolist()]
-                else:
-                    value = value.tolist()
-                status, reply = 200, {"outputs": value}
-            except tf.errors.InvalidArgumentError as error:
-                status, reply = 400, {"error": error.message}
-            data = json_lib.dumps(reply).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    http_server = ThreadingHTTPServer(("localhost", 0), Handler)
-    thread = threading.Thread(target=http_server.serve_forever, daemon=True)
-    thread.start()
-    yield {
-        "grpc": f"localhost:{grpc_port}",
-        "rest": f"localhost:{http_server.server_port}",
-    }
-    http_server.shutdown()
-    grpc_server.stop(None)
+    with serve_saved_model(saved_models[0]["bank"]) as endpoints:
+        yield endpoints
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])

@@ -58,10 +58,21 @@ def test_wrong_per_example_prompt_shape_is_rejected():
         )
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5])
+@pytest.mark.parametrize("bad", [-3, 2.5, True])
 def test_bad_prompt_length(bad):
     with pytest.raises(ValueError, match="prompt_length"):
         PromptLayer(prompt_length=bad, hidden_dim=4)
+
+
+def test_zero_length_adds_nothing():
+    """`prompt_length=0` is the frozen model alone (prompt design)."""
+    layer = PromptLayer(prompt_length=0, hidden_dim=4)
+    embeddings = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
+    mask = np.array([[1, 1, 0], [1, 0, 0]], "int32")
+    prompted, prompted_mask = layer(embeddings, mask)
+    np.testing.assert_array_equal(prompted, embeddings)
+    np.testing.assert_array_equal(prompted_mask, mask)
+    assert layer.count_params() == 0
 
 
 def test_prompt_weight_stays_float32_under_mixed_precision():

@@ -121,7 +121,7 @@ def test_per_example_prompts_match_each_example_alone(tied_model):
     inputs = make_token_batch()
     rng = np.random.default_rng(1)
     prompts = rng.uniform(-0.5, 0.5, (3, PROMPT_LENGTH, 16)).astype("float32")
-    mixed = tied_model({**inputs, "prompts": prompts}).numpy()
+    mixed = tied_model.forward(inputs, prompts=prompts).numpy()
     original = tied_model.get_prompt()
     try:
         for row in range(3):
@@ -179,9 +179,7 @@ def greedy_by_full_forward(model, inputs, steps, prompts=None):
             "decoder_token_ids": tokens,
             "decoder_padding_mask": np.ones_like(tokens),
         }
-        if prompts is not None:
-            step_inputs["prompts"] = prompts
-        logits = model(step_inputs).numpy()
+        logits = np.asarray(model.forward(step_inputs, prompts=prompts))
         tokens = np.concatenate([tokens, logits[:, -1:].argmax(-1)], 1)
     return tokens.astype("int32")
 
@@ -246,12 +244,33 @@ def text_model():
     return make_eager_compiled_model(tied=False, preprocessor=preprocessor)
 
 
-def test_generate_strings_and_stop_at_end_token(text_model):
-    outputs = text_model.generate(["the cat likes the movie", "a dog sees"])
-    assert isinstance(outputs, list) and len(outputs) == 2
-    assert all(isinstance(text, str) for text in outputs)
-    single = text_model.generate("the cat likes the movie")
-    assert single == outputs[0]
+def test_generate_strings_and_stop_at_end_token():
+    """The head is set so that `</s>` wins at the third generated position
+    of the first text: that row stops there (pad after it, the text is what
+    came before), the other runs to the end."""
+    preprocessor = make_tiny_preprocessor(
+        encoder_sequence_length=12, decoder_sequence_length=6
+    )
+    model = make_eager_compiled_model(tied=False, preprocessor=preprocessor)
+    texts = ["the cat likes the movie", "a dog sees"]
+    encoded = preprocessor.generate_preprocess(texts)
+    free = model.generate(encoded, stop_token_ids=None)["decoder_token_ids"]
+    assert 1 not in free[:, 1:]
+    head = np.array(model.backbone.token_embedding.reverse_embeddings.numpy())
+    head[:, 1] = head[:, free[0, 3]] * 1.5
+    model.backbone.token_embedding.reverse_embeddings.assign(head)
+    out = model.generate(encoded)
+    ids, mask = out["decoder_token_ids"], out["decoder_padding_mask"]
+    stops = [np.flatnonzero(row[1:] == 1) for row in ids]
+    assert len(stops[0]) == 1 and stops[0][0] + 1 <= 3
+    stop = stops[0][0] + 1
+    np.testing.assert_array_equal(ids[0, stop + 1 :], 0)
+    assert mask[0, : stop + 1].all() and not mask[0, stop + 1 :].any()
+    outputs = model.generate(texts)
+    assert outputs[0] == model.detokenize(ids[:1, :stop])[0]
+    if not len(stops[1]):
+        assert mask[1].all()
+    assert model.generate(texts[0]) == outputs[0]
 
 
 def test_string_generation_with_per_example_prompts(text_model):
@@ -353,9 +372,12 @@ def test_config_round_trip_keeps_prompt_settings(tmp_path):
     assert restored.prompt_length == PROMPT_LENGTH
     assert restored.labels == ["a", "b"]
     assert restored.prompt_initializer == "sampled_vocab"
-    # Same backbone config and same seeded initializer: same initial prompt
-    # up to the backbone's own random weights, which from_config re-creates.
-    assert restored.get_prompt().shape == (PROMPT_LENGTH, 16)
+    assert restored.get_config() == model.get_config()
+    # from_config re-creates the backbone (new random weights); the seeded
+    # sampled-vocab initializer still copies rows of *its* embedding table.
+    embeddings = restored.backbone.token_embedding.embeddings.numpy()
+    for row in restored.get_prompt():
+        assert np.isclose(embeddings, row, atol=0).all(axis=1).any()
 
 
 def test_whole_model_saves_and_loads(tmp_path):

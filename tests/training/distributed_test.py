@@ -36,14 +36,23 @@ XLA_ATOL = 1e-4
 def _config(workspace, output, **overrides):
     config = dict(
         backbone=workspace["preset"], output_dir=str(output),
-        train_file=workspace["train"], template=TEMPLATE,
-        label_column="label", labels="positive,negative", prompt_length=4,
+        task=dict(train_file=workspace["train"], template=TEMPLATE,
+                  label_column="label", labels="positive,negative"),
+        prompt_length=4,
         prompt_initializer="random_uniform", steps=STEPS, batch_size=4,
         max_input_length=24, eval_every=4, checkpoint_every=2,
         jit_compile=False, tensorboard=False, strategy="auto", verbose=0,
         seed=3)
     config.update(overrides)
     return config
+
+
+def _train(config):
+    """`train()` in this process on a `_config`."""
+    from keras_prompt.data import resolve_task
+    from keras_prompt.training import train
+
+    return train(**{**config, "task": resolve_task(**config["task"])})
 
 
 def _env(**extra):
@@ -101,9 +110,7 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(workspace):
-    from keras_prompt.training import train
-
-    result = train(**_config(workspace, workspace["root"] / "reference"))
+    result = _train(_config(workspace, workspace["root"] / "reference"))
     prompt = result["final_prompt"]
     assert result["metrics"]["steps"] == STEPS
     # Training moved the prompt far beyond the tolerances used below.
@@ -117,14 +124,39 @@ def reference(workspace):
     return prompt
 
 
-def test_xla_and_non_xla_give_the_same_prompt(workspace, reference, tmp_path):
-    from keras_prompt.training import train
+def test_xla_really_compiles_the_step_and_matches(workspace, reference,
+                                                  tmp_path):
+    """XLA compiles the training step (XLA dumps the modules it compiles),
+    metrics.json says so, and the prompt matches the non-XLA run."""
+    dump = tmp_path / "xla_modules"
+    output = tmp_path / "xla"
+    prompt = _wait(_launch(
+        tmp_path, "xla", _config(workspace, output, jit_compile=True),
+        env=_env(XLA_FLAGS=f"--xla_dump_to={dump}")))
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["config"]["jit_compile"] is True
+    compiled = [name for name in os.listdir(dump)
+                if "one_step_on_data" in name]
+    assert compiled, sorted(os.listdir(dump))[:20]
+    np.testing.assert_allclose(prompt, reference, atol=XLA_ATOL, rtol=0)
 
-    result = train(**_config(workspace, tmp_path / "xla", jit_compile=True))
-    assert result["metrics"]["config"]["jit_compile"] is True
-    np.testing.assert_allclose(result["final_prompt"], reference,
-                               atol=XLA_ATOL, rtol=0)
 
+def test_xla_off_under_op_determinism_is_reported(workspace, reference,
+                                                  tmp_path):
+    """Keras cannot compile with XLA while op determinism is on: the run
+    warns, records `jit_compile: false` and compiles nothing."""
+    dump = tmp_path / "xla_modules"
+    output = tmp_path / "deterministic"
+    proc = _launch(
+        tmp_path, "deterministic", _config(workspace, output, jit_compile=True),
+        "--op-determinism", env=_env(XLA_FLAGS=f"--xla_dump_to={dump}"))
+    prompt = _wait(proc)
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["config"]["jit_compile"] is False
+    assert "XLA was requested" in proc.log_path.read_text()
+    assert not any("one_step_on_data" in name
+                   for name in (os.listdir(dump) if dump.exists() else []))
+    np.testing.assert_allclose(prompt, reference, atol=ATOL, rtol=RTOL)
 
 
 def test_multi_worker_and_mirrored_match_single_process(
@@ -219,9 +251,8 @@ def test_bfloat16_with_steps_per_execution(workspace, reference, tmp_path):
     training runs, the prompt stays float32 and finite. (It does not land
     near the float32 run: Adafactor's normalised updates at lr 0.3 amplify
     bfloat16 gradient differences.)"""
-    from keras_prompt.training import train
 
-    result = train(**_config(workspace, tmp_path / "bf16", dtype="bfloat16",
+    result = _train(_config(workspace, tmp_path / "bf16", dtype="bfloat16",
                              steps_per_execution=2))
     prompt = result["final_prompt"]
     assert prompt.dtype == np.float32

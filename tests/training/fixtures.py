@@ -42,12 +42,12 @@ def write_jsonl(path, rows):
     return str(path)
 
 
-def make_tiny_preset(directory, tied=True):
+def make_tiny_preset(directory, tied=True, dropout=0.0):
     """A KerasHub preset directory (backbone + tokenizer) of a tiny T5."""
     directory = str(directory)
     if os.path.exists(os.path.join(directory, "config.json")):
         return directory
-    backbone = make_tiny_backbone(tied=tied)
+    backbone = make_tiny_backbone(tied=tied, dropout=dropout)
     preprocessor = make_tiny_preprocessor(16, 4)
     backbone.save_to_preset(directory)
     preprocessor.save_to_preset(directory)
@@ -55,3 +55,16 @@ def make_tiny_preset(directory, tied=True):
 
 
 TEMPLATE = "subject: {subject} sentence: {sentence}"
+
+
+def file_task(train_file, validation_file=None):
+    """The sentiment-like task over CSV/JSONL files of `make_rows`."""
+    from keras_prompt.data import resolve_task
+
+    return resolve_task(
+        train_file=train_file,
+        validation_file=validation_file,
+        template=TEMPLATE,
+        label_column="label",
+        labels="positive,negative",
+    )

@@ -4,7 +4,8 @@ distributed and preemption tests.
     python -m tests.training.run_training CONFIG.json RESULT.npy [--mirrored]
         [--sleep-per-step SECONDS]
 
-CONFIG.json holds `train()` keyword arguments (including `backbone`); the
+CONFIG.json holds `train()` keyword arguments (including `backbone`, and
+`task` as the keyword arguments of `keras_prompt.data.resolve_task`); the
 final prompt is saved to RESULT.npy.
 """
 
@@ -24,9 +25,13 @@ def main():
     parser.add_argument("result")
     parser.add_argument("--logical-cpus", type=int, default=0)
     parser.add_argument("--sleep-per-step", type=float, default=0.0)
+    parser.add_argument("--op-determinism", action="store_true")
     args = parser.parse_args()
 
     import tensorflow as tf
+
+    if args.op_determinism:
+        tf.config.experimental.enable_op_determinism()
 
     if args.logical_cpus:
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -36,6 +41,7 @@ def main():
     import keras
     import numpy as np
 
+    from keras_prompt.data import resolve_task
     from keras_prompt.training.train import train
 
     class Sleep(keras.callbacks.Callback):
@@ -45,6 +51,7 @@ def main():
     with open(args.config) as f:
         config = json.load(f)
     callbacks = [Sleep()] if args.sleep_per_step else None
+    config["task"] = resolve_task(**config["task"])
     result = train(callbacks=callbacks, **config)
     np.save(args.result, result["final_prompt"])
     print("steps", result["metrics"]["steps"], "replicas",

@@ -73,8 +73,8 @@ def test_forced_tpu_without_tpu_is_a_clear_error(fake_tpu, monkeypatch):
     with pytest.raises(TrainingError) as e:
         resolve_strategy("tpu")
     message = str(e.value)
-    assert "--strategy tpu" in message and "TPU_NAME" in message
-    assert "--strategy auto" in message
+    assert "strategy='tpu'" in message and "TPU_NAME" in message
+    assert "strategy='auto'" in message
     with pytest.raises(TrainingError, match="'grpc://1.2.3.4:8470'"):
         resolve_strategy("tpu", tpu="grpc://1.2.3.4:8470")
 

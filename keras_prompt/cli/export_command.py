@@ -1,8 +1,5 @@
 """`keras-prompt export`: SavedModel / ONNX / TFLite from prompt files.
 
-Registered with `keras_prompt.cli` on import (the CLI imports this module
-by itself). TensorFlow is imported only when the command runs.
-
 Examples:
     # TF Serving, one model serving three tasks in mixed batches
     keras-prompt export --backbone t5_small_multi \
@@ -22,25 +19,33 @@ Examples:
 import logging
 import os
 
-from keras_prompt.cli import positive_int
-from keras_prompt.cli import register_subcommand
+from keras_prompt.cli.arguments import positive_int
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("savedmodel", "onnx", "tflite")
 MODES = ("baked", "runtime", "bank")
+HELP = "export a SavedModel (TF Serving), ONNX or TFLite model"
+DESCRIPTION = (
+    "Export the frozen backbone with prompts baked in, as a runtime input, "
+    "or as a bank of tasks chosen per example. Prompt files are checked "
+    "against the backbone first. SavedModels are written in the TF Serving "
+    "layout OUTPUT/MODEL_NAME/VERSION with the signatures serving_default "
+    "(text -> text), generate_ids and logits."
+)
 
 
 def parse_prompt_argument(text):
     """`[NAME=]FILE` -> `(name or None, path)`; a directory means
     `DIR/prompt.safetensors` (a training output directory)."""
+    from keras_prompt.prompts.prompt_file import prompt_file_path
+
     name, path = None, text
     if "=" in text and not os.path.exists(text):
         name, path = text.split("=", 1)
         if not name:
             raise ValueError(f"--prompt {text!r}: empty task name before '='.")
-    if os.path.isdir(path):
-        path = os.path.join(path, "prompt.safetensors")
+    path = prompt_file_path(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"--prompt {text!r}: no prompt file at '{path}'."
@@ -271,16 +276,3 @@ def _run(args):
     for path in written:
         print(path)
     return 0
-
-
-register_subcommand(
-    "export",
-    help="export a SavedModel (TF Serving), ONNX or TFLite model",
-    description="Export the frozen backbone with prompts baked in, as a "
-    "runtime input, or as a bank of tasks chosen per example. Prompt files are "
-    "checked against the backbone first. SavedModels are written in the TF "
-    "Serving layout OUTPUT/MODEL_NAME/VERSION with the signatures "
-    "serving_default (text -> text), generate_ids and logits.",
-    add_arguments=add_arguments,
-    run=run,
-)

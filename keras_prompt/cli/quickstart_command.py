@@ -1,8 +1,9 @@
 """`keras-prompt quickstart`: the whole job, offline, on the demo backbone."""
 
-from keras_prompt.cli import positive_float
-from keras_prompt.cli import positive_int
-from keras_prompt.cli import register_subcommand
+from keras_prompt.cli.arguments import positive_float
+from keras_prompt.cli.arguments import positive_int
+
+HELP = "run the whole job offline on the built-in demo backbone (start here)"
 
 DESCRIPTION = """\
 Runs the whole job offline on the built-in pretrained demo backbone
@@ -42,8 +43,3 @@ def run(args):
                    prompt_initializer=args.prompt_initializer, seed=args.seed,
                    export=not args.no_export)
     return 0
-
-
-register_subcommand("quickstart", help="Run the whole job offline on the built-in "
-                    "demo backbone (start here).", add_arguments=add_arguments,
-                    run=run, description=DESCRIPTION)

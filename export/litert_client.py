@@ -1,0 +1,121 @@
+"""Text -> text with a keras-prompt LiteRT (TFLite) export.
+
+Needs `ai-edge-litert` (or TensorFlow's `tf.lite` interpreter),
+`sentencepiece` and `numpy`. Point it at a *generate* graph written by
+`keras_prompt.export.export_tflite(..., graph="generate")` (or `keras-prompt
+export --format tflite`); its JSON description `<model>.tflite.json` lies next
+to it and carries the SentencePiece models, the fixed shapes, the task names
+and the text rule (see `prompt_text.py`). LiteRT graphs have a fixed batch
+size: inputs are run in batches of that size, the last one padded.
+
+Usage:
+    python litert_client.py bank_generate.tflite --task rte "rte sentence1: ..."
+
+Example (Python):
+    client = LiteRTPromptClient("bank_generate.tflite")
+    client.generate(["rte sentence1: ...", "sst2 sentence: ..."],
+                    tasks=["rte", "sst2"])
+"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from prompt_client import PromptClient  # noqa: E402
+
+METADATA_SUFFIX = ".json"
+
+
+def load_interpreter(path):
+    """A LiteRT interpreter (`ai_edge_litert`, else `tf.lite`)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Interpreter(model_path=path)
+
+
+class LiteRTPromptClient(PromptClient):
+    """Runs a keras-prompt LiteRT generate graph on strings.
+
+    Args:
+        path: the `.tflite` file of a `graph="generate"` export (its
+            description `<path>.json` must lie next to it).
+    """
+
+    def __init__(self, path):
+        description = path + METADATA_SUFFIX
+        if not os.path.isfile(description):
+            raise ValueError(
+                f"No export description '{description}' next to '{path}': "
+                "keep the .json file keras-prompt wrote with the model."
+            )
+        with open(description, encoding="utf-8") as file:
+            metadata = json.load(file)
+        if "sentencepiece_model" not in metadata:
+            raise ValueError(
+                f"'{description}' carries no SentencePiece model (the model "
+                "was exported without a preprocessor)."
+            )
+        super().__init__(
+            metadata,
+            base64.b64decode(metadata["sentencepiece_model"]),
+            base64.b64decode(metadata["detokenizer_model"]),
+        )
+        self.batch_size = int(metadata["batch_size"])
+        self.runner = load_interpreter(path).get_signature_runner()
+
+    def generate_ids(self, texts, tasks=None, prompts=None):
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        feed = self.feed(texts, tasks, prompts)
+        size = self.batch_size
+        outputs = []
+        for start in range(0, len(texts), size):
+            chunk = {key: value[start : start + size] for key, value in feed.items()}
+            count = len(chunk["encoder_token_ids"])
+            if count < size:  # fixed shapes: pad with copies of row 0
+                chunk = {
+                    key: np.concatenate(
+                        [value, np.repeat(value[:1], size - count, axis=0)]
+                    )
+                    for key, value in chunk.items()
+                }
+            outputs.append(self.runner(**chunk)["token_ids"][:count])
+        return np.concatenate(outputs)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="the .tflite generate graph")
+    parser.add_argument("texts", nargs="+", help="input strings")
+    parser.add_argument(
+        "--task",
+        action="append",
+        help="task name or id (bank mode); once, or once per input",
+    )
+    parser.add_argument(
+        "--prompt", help="runtime mode: a .npy file with a [P, H] prompt"
+    )
+    args = parser.parse_args(argv)
+    client = LiteRTPromptClient(args.model)
+    tasks = None
+    if args.task:
+        tasks = args.task[0] if len(args.task) == 1 else args.task
+    prompts = np.load(args.prompt) if args.prompt else None
+    for text in client.generate(args.texts, tasks=tasks, prompts=prompts):
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

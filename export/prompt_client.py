@@ -1,0 +1,124 @@
+"""What the ONNX Runtime and LiteRT clients share: the export's
+description, text in and out, and the task or prompt inputs.
+
+Needs only `numpy` and `sentencepiece` (see `prompt_text.py`).
+"""
+
+import numpy as np
+
+from prompt_text import PromptText
+
+
+class PromptClient:
+    """Base of the keras-prompt export clients.
+
+    Subclasses load the model and implement `run_generate(feed) -> token
+    ids`; this class turns strings into feeds and ids back into strings.
+
+    Args:
+        metadata: the export's JSON description (dict).
+        tokenizer_proto: serialized SentencePiece model for encoding.
+        detokenizer_proto: the sentinel-aware SentencePiece model for
+            decoding.
+    """
+
+    def __init__(self, metadata, tokenizer_proto, detokenizer_proto=None):
+        self.metadata = metadata
+        if metadata.get("graph") != "generate":
+            raise ValueError(
+                f"This is a '{metadata.get('graph')}' graph; the client needs "
+                "the 'generate' graph (export with graph='generate')."
+            )
+        self.mode = metadata["mode"]
+        self.task_names = list(metadata.get("task_names") or [])
+        self.text = PromptText(metadata, tokenizer_proto, detokenizer_proto)
+
+    def task_ids(self, tasks, batch_size):
+        """Task names or integer ids -> int32 ids; raises `ValueError`
+        naming any unknown name or out-of-range id."""
+        if tasks is None:
+            raise ValueError(
+                "This is a prompt-bank export: pass `tasks` (one task name or "
+                f"id per input; known tasks: {self.task_names})."
+            )
+        if isinstance(tasks, (str, int)):
+            tasks = [tasks] * batch_size
+        tasks = list(tasks)
+        if len(tasks) != batch_size:
+            raise ValueError(
+                f"Got {len(tasks)} tasks for {batch_size} inputs; give one per "
+                "input."
+            )
+        ids = []
+        for task in tasks:
+            if isinstance(task, (int, np.integer)) and not isinstance(
+                task, bool
+            ):
+                task_id = int(task)
+            elif isinstance(task, str) and task in self.task_names:
+                task_id = self.task_names.index(task)
+            elif isinstance(task, str) and task.isdigit():
+                task_id = int(task)
+            else:
+                raise ValueError(
+                    f"Unknown task {task!r}; known tasks: {self.task_names}."
+                )
+            if not 0 <= task_id < len(self.task_names):
+                raise ValueError(
+                    f"Task id {task_id} is out of range [0, "
+                    f"{len(self.task_names)}) (tasks: {self.task_names})."
+                )
+            ids.append(task_id)
+        return np.asarray(ids, np.int32)
+
+    def runtime_prompts(self, prompts, batch_size):
+        """`[P, H]` or `[B, P, H]` -> float32 `[B, P, H]`, checked."""
+        expected = (
+            batch_size,
+            self.metadata["prompt_length"],
+            self.metadata["hidden_dim"],
+        )
+        if prompts is None:
+            raise ValueError(
+                "This is a runtime-prompt export: pass `prompts` "
+                f"{list(expected)} (or one [P, H] prompt)."
+            )
+        prompts = np.asarray(prompts, np.float32)
+        if prompts.ndim == 2:
+            prompts = np.broadcast_to(prompts, (batch_size,) + prompts.shape)
+        if prompts.shape != expected:
+            raise ValueError(
+                f"`prompts` must have shape {expected}; got {prompts.shape}."
+            )
+        if not np.all(np.isfinite(prompts)):
+            raise ValueError("`prompts` has NaN or infinite values.")
+        return np.ascontiguousarray(prompts)
+
+    def feed(self, texts, tasks=None, prompts=None, length=None):
+        """The input feed of a batch of strings."""
+        token_ids, padding_mask = self.text.encode(texts, length)
+        feed = {
+            "encoder_token_ids": token_ids,
+            "encoder_padding_mask": padding_mask,
+        }
+        if self.mode == "bank":
+            feed["task"] = self.task_ids(tasks, len(texts))
+        elif self.mode == "runtime":
+            feed["prompts"] = self.runtime_prompts(prompts, len(texts))
+        elif tasks is not None or prompts is not None:
+            raise ValueError(
+                "This export has its prompt baked in; do not pass tasks or "
+                "prompts."
+            )
+        return feed
+
+    def generate_ids(self, texts, tasks=None, prompts=None):
+        """Strings -> generated token ids `[B, max_decode_length]`."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return self.run_generate(self.feed(texts, tasks, prompts))
+
+    def generate(self, texts, tasks=None, prompts=None):
+        """Strings -> generated strings (one per input)."""
+        single = isinstance(texts, str)
+        outputs = self.text.decode(self.generate_ids(texts, tasks, prompts))
+        return outputs[0] if single else outputs

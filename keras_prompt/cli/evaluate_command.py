@@ -1,0 +1,86 @@
+"""`keras-prompt evaluate`: a prompt's task metrics."""
+
+import json
+
+from keras_prompt.cli.arguments import add_length_arguments
+from keras_prompt.cli.arguments import add_task_arguments
+from keras_prompt.cli.arguments import positive_int
+from keras_prompt.cli.arguments import task_from_arguments
+
+HELP = "compute a prompt's task metrics"
+DESCRIPTION = (
+    "Greedy decoding + exact match against the label words (or "
+    "--rank-classification); prints the metrics as JSON."
+)
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "--backbone",
+        required=True,
+        help="the backbone the prompt was trained on",
+    )
+    parser.add_argument(
+        "--prompt",
+        required=True,
+        help="prompt file, or a training output directory",
+    )
+    add_task_arguments(parser, split_files=("validation", "test"))
+    parser.add_argument(
+        "--split",
+        default="validation",
+        help="validation (default), test, or a TFDS split",
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    add_length_arguments(parser)
+    parser.add_argument("--max-examples", type=positive_int)
+    parser.add_argument(
+        "--rank-classification",
+        action="store_true",
+        help="pick the label word with the highest log-likelihood instead "
+        "of greedy decoding",
+    )
+    parser.add_argument("--no-xla", action="store_true")
+    parser.add_argument(
+        "--output",
+        metavar="JSON",
+        help="also write the metrics to this JSON file",
+    )
+
+
+def prompt_labels(prompt):
+    """The label words a prompt file records (for file tasks without
+    `--labels`)."""
+    from keras_prompt.prompts.prompt_file import prompt_file_path
+    from keras_prompt.prompts.prompt_file import read_prompt_file
+
+    _, metadata = read_prompt_file(prompt_file_path(prompt))
+    labels = metadata.get("labels")
+    return ",".join(labels) if labels else None
+
+
+def run(args):
+    from keras_prompt.training.evaluate import evaluate
+
+    split = args.split
+    if split == "validation" and args.test_file and not args.validation_file:
+        split = "test"
+    task = task_from_arguments(
+        args, labels=None if args.task else prompt_labels(args.prompt)
+    )
+    metrics = evaluate(
+        args.backbone,
+        args.prompt,
+        task,
+        split=split,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        max_input_length=args.max_input_length,
+        max_target_length=args.max_target_length,
+        max_examples=args.max_examples,
+        rank_classification=args.rank_classification,
+        jit_compile=not args.no_xla,
+        output=args.output,
+    )
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0

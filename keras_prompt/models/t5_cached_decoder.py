@@ -1,0 +1,182 @@
+"""One cached decoding step of a KerasHub `T5Backbone`'s decoder."""
+
+from keras import ops
+
+# KerasHub adds `(1 - mask) * -1e9` to masked attention scores.
+MASK_BIAS = -1e9
+
+
+class T5CachedDecoder:
+    """Runs a T5 decoder one position at a time with key/value caches.
+
+    The step that `keras_prompt.models.decoding_loop.decode_tokens` drives
+    for `PromptedT5Seq2SeqLM.generate()` and for every exported graph. It
+    calls the backbone's own sublayers (embedding, layer norms, projections,
+    the first layer's relative position bias, the feed-forward layers) in
+    the order of KerasHub's `T5TransformerLayer`, with dropout off, and
+    keeps each layer's caches in the layout the attention matmuls read
+    (`[batch, heads, length, head_dim]`): the cross-attention keys and
+    values are projected once per request, the self-attention cache gets
+    one position per step, and the head runs on the new position only.
+    Everything follows the backbone's dtype policy.
+
+    Args:
+        backbone: a `keras_hub.models.T5Backbone`.
+        logits_fn: maps decoder hidden states to float32 logits (the task
+            model's head rule).
+        portable: write the self-attention cache with a `where` over a
+            one-hot position instead of `ops.slice_update`, whose
+            `XlaDynamicUpdateSlice` tf2onnx rejects and plain TensorFlow runs
+            only through XLA; both write the same values.
+
+    Example:
+    ```python
+    decoder = T5CachedDecoder(model.backbone, model.logits_from_hidden)
+    cache = decoder.init_cache(encoder_outputs, encoder_mask, max_length=8)
+    logits, cache = decoder.step(start_ids, 0, cache)
+    ```
+    """
+
+    def __init__(self, backbone, logits_fn, portable=False):
+        self.backbone = backbone
+        self.logits_fn = logits_fn
+        self.portable = bool(portable)
+        self.layers = backbone.decoder_transformer_layers
+        self.num_heads = backbone.num_heads
+        self.head_dim = backbone.key_value_dim or (
+            backbone.hidden_dim // backbone.num_heads
+        )
+
+    def _project_heads(self, projector, x):
+        """`projector(x)` split into heads: `[batch, length, hidden]` ->
+        `[batch, heads, length, head_dim]`.
+
+        The shape is read from `x`, not from the projection: tf2onnx's
+        reshape optimizer reads the shape of a `Tensordot` output from its
+        2-D matmul, and no -1 is used, which ONNX Runtime cannot resolve for
+        an empty batch."""
+        shape = ops.shape(x)
+        y = ops.reshape(
+            projector(x), (shape[0], shape[1], self.num_heads, self.head_dim)
+        )
+        return ops.transpose(y, (0, 2, 1, 3))
+
+    def _attend(self, query, keys, values, bias, attention):
+        """T5 attention (unscaled scores) on split heads; `bias` holds the
+        position bias and the mask."""
+        scores = ops.matmul(query, ops.swapaxes(keys, -1, -2))
+        weights = ops.softmax(scores + ops.cast(bias, scores.dtype), axis=-1)
+        output = ops.transpose(ops.matmul(weights, values), (0, 2, 1, 3))
+        shape = ops.shape(query)
+        output = ops.reshape(output, (shape[0], shape[2], attention.inner_dim))
+        return attention.output_projector(output)
+
+    def _write(self, cache, update, index):
+        """`cache` `[batch, heads, length, head_dim]` with position `index`
+        replaced by `update` `[batch, heads, 1, head_dim]`."""
+        if not self.portable:
+            return ops.slice_update(cache, [0, 0, index, 0], update)
+        length = ops.shape(cache)[2]
+        here = ops.equal(ops.arange(length, dtype="int32"), index)
+        return ops.where(ops.reshape(here, (1, 1, length, 1)), update, cache)
+
+    def init_cache(self, encoder_outputs, encoder_padding_mask, max_length):
+        """The cache for decoding `max_length` positions.
+
+        Args:
+            encoder_outputs: `[batch, source_length, hidden_dim]`.
+            encoder_padding_mask: `[batch, source_length]`.
+            max_length: decoder length (start token included).
+
+        Returns:
+            A flat tuple: self-attention keys and values of every layer
+            (zeros), cross-attention keys and values of every layer, and the
+            cross-attention mask bias.
+        """
+        dtype = encoder_outputs.dtype
+        batch_size = ops.shape(encoder_outputs)[0]
+        empty = ops.zeros(
+            (batch_size, self.num_heads, max_length, self.head_dim), dtype
+        )
+        self_caches = tuple(empty for _ in range(2 * len(self.layers)))
+        cross_caches = []
+        for layer in self.layers:
+            attention = layer.cross_attention
+            cross_caches.append(
+                self._project_heads(attention.key_projector, encoder_outputs)
+            )
+            cross_caches.append(
+                self._project_heads(attention.value_projector, encoder_outputs)
+            )
+        mask = ops.cast(encoder_padding_mask, dtype)
+        cross_bias = ops.expand_dims(
+            ops.expand_dims((1.0 - mask) * MASK_BIAS, 1), 1
+        )
+        return self_caches + tuple(cross_caches) + (cross_bias,)
+
+    def step(self, token_ids, index, cache):
+        """Decodes position `index`.
+
+        Args:
+            token_ids: int32 `[batch, 1]`, the token at position `index`.
+            index: int32 scalar.
+            cache: from `init_cache` or the previous step.
+
+        Returns:
+            `(logits, cache)`: float32 `[batch, vocabulary]` for position
+            `index + 1`, and the cache with position `index` written.
+        """
+        num_layers = len(self.layers)
+        self_caches = list(cache[: 2 * num_layers])
+        cross_caches = cache[2 * num_layers : 4 * num_layers]
+        cross_bias = cache[-1]
+        backbone = self.backbone
+        x = backbone.token_embedding(token_ids)
+        length = ops.shape(self_caches[0])[2]
+        # The first layer's relative position bias plus the causal mask (key
+        # position <= query position), shared by all layers as in KerasHub.
+        bias = self.layers[0].self_attention.compute_bias(
+            1, length, query_start_index=index
+        )
+        bias = ops.cast(bias, x.dtype)
+        future = ops.cast(
+            ops.greater(ops.arange(length, dtype="int32"), index), x.dtype
+        )
+        bias = bias + ops.reshape(future * MASK_BIAS, (1, 1, 1, length))
+        for number, layer in enumerate(self.layers):
+            attention = layer.self_attention
+            h = layer.self_attention_layer_norm(x)
+            query = self._project_heads(attention.query_projector, h)
+            keys = self._write(
+                self_caches[2 * number],
+                self._project_heads(attention.key_projector, h),
+                index,
+            )
+            values = self._write(
+                self_caches[2 * number + 1],
+                self._project_heads(attention.value_projector, h),
+                index,
+            )
+            self_caches[2 * number], self_caches[2 * number + 1] = keys, values
+            x = x + self._attend(query, keys, values, bias, attention)
+
+            attention = layer.cross_attention
+            h = layer.cross_attention_layer_norm(x)
+            query = self._project_heads(attention.query_projector, h)
+            x = x + self._attend(
+                query,
+                cross_caches[2 * number],
+                cross_caches[2 * number + 1],
+                cross_bias,
+                attention,
+            )
+
+            h = layer.layer_norm(x)
+            if layer.use_gated_activation:
+                h = layer.input_projector(h) * layer.gate_projector(h)
+            else:
+                h = layer.input_projector(h)
+            x = x + layer.output_projector(h)
+        x = backbone.decoder_layer_norm(x)
+        logits = self.logits_fn(x)[:, 0, :]
+        return logits, tuple(self_caches) + tuple(cross_caches) + (cross_bias,)

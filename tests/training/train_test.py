@@ -1,0 +1,178 @@
+"""`keras_prompt.train()`: explicit seeds, its config object, mixed
+precision with greedy validation, what it writes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_prompt.training import TrainConfig
+from keras_prompt.training import TrainingError
+from tests.training.fixtures import TEMPLATE
+from tests.training.fixtures import file_task
+from tests.training.fixtures import make_rows
+from tests.training.fixtures import make_tiny_preset
+from tests.training.fixtures import write_csv
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    return {
+        "root": root,
+        # Dropout 0.1 as in T5: the seeds of the dropout layers matter.
+        "preset": make_tiny_preset(root / "preset", tied=False, dropout=0.1),
+        "train": write_csv(root / "train.csv", make_rows(16)),
+        "validation": write_csv(root / "dev.csv", make_rows(8, 40)),
+    }
+
+
+def _settings(**overrides):
+    settings = dict(prompt_length=4, prompt_initializer="random_uniform",
+                    steps=6, batch_size=4, max_input_length=24, eval_every=3,
+                    checkpoint_every=3, tensorboard=False, verbose=0, seed=11)
+    settings.update(overrides)
+    return settings
+
+
+def test_seeded_runs_repeat_in_one_process_and_in_a_fresh_one(data, tmp_path):
+    """After a SentencePiece pipeline ran in tf.data, two `train()` calls in
+    this process and one in a fresh process give bit-equal prompts: seeds
+    are explicit, no global random state is set or needed."""
+    import keras_prompt
+    from keras_prompt.data import TextToTextPipeline
+    from keras_prompt.models.presets import load_backbone_and_preprocessor
+
+    task = file_task(data["train"], data["validation"])
+    _, preprocessor = load_backbone_and_preprocessor(data["preset"])
+    pipeline = TextToTextPipeline(preprocessor.tokenizer, 24, 4)
+    batch = next(iter(pipeline.training_dataset(task.load("train"), 4)))
+    assert batch[0]["encoder_token_ids"].shape == (4, 24)
+
+    runs = [
+        keras_prompt.train(data["preset"], task,
+                           output_dir=str(tmp_path / f"run{i}"), **_settings())
+        for i in range(2)
+    ]
+    config = {"backbone": data["preset"], "output_dir": str(tmp_path / "fresh"),
+              "task": {"train_file": data["train"],
+                       "validation_file": data["validation"],
+                       "template": TEMPLATE, "label_column": "label",
+                       "labels": "positive,negative"},
+              **_settings()}
+    (tmp_path / "fresh.json").write_text(json.dumps(config))
+    subprocess.run(
+        [sys.executable, "-m", "tests.training.run_training",
+         str(tmp_path / "fresh.json"), str(tmp_path / "fresh.npy")],
+        cwd=REPO, check=True, capture_output=True,
+        env={**os.environ, "PYTHONPATH": REPO})
+    fresh = np.load(tmp_path / "fresh.npy")
+    for run in runs:
+        np.testing.assert_array_equal(run["final_prompt"], fresh)
+    # Training moved the prompt, and another seed gives another prompt.
+    other = keras_prompt.train(data["preset"], task,
+                               output_dir=str(tmp_path / "other"),
+                               **_settings(seed=12))
+    assert not np.array_equal(other["final_prompt"], fresh)
+    assert runs[0]["metrics"]["config"]["seed"] == 11
+
+
+def test_dropout_seeds_are_explicit():
+    """The same seed gives the same dropout masks, another seed others;
+    nothing global is involved."""
+    from keras_prompt import PromptedT5Seq2SeqLM
+    from keras_prompt.training import seed_random_layers
+    from tests.conftest import make_tiny_backbone
+    from tests.conftest import make_token_batch
+
+    model = PromptedT5Seq2SeqLM(make_tiny_backbone(dropout=0.1), prompt_length=2,
+                                seed=0)
+    batch = make_token_batch()
+
+    def training_logits(seed):
+        assert seed_random_layers(model, seed) > 0
+        return np.asarray(model.forward(batch, training=True))
+
+    first, again, other = training_logits(1), training_logits(1), training_logits(2)
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other).max() > 1e-3
+    assert np.abs(first - np.asarray(model.forward(batch))).max() > 1e-3
+
+
+def test_bfloat16_with_greedy_validation_score_and_float32_export(data, tmp_path):
+    """Mixed precision trains with greedy validation (the cached decoding
+    loop in bfloat16), scores, and exports a float32 SavedModel."""
+    import tensorflow as tf
+
+    import keras_prompt
+    from keras_prompt.export import export_saved_model
+
+    task = file_task(data["train"], data["validation"])
+    result = keras_prompt.train(data["preset"], task,
+                                output_dir=str(tmp_path / "bf16"),
+                                **_settings(dtype="bfloat16"))
+    model = result["model"]
+    assert model.compute_dtype == "bfloat16"
+    assert result["final_prompt"].dtype == np.float32
+    assert [v["step"] for v in result["metrics"]["validation"]] == [3, 6]
+    assert result["metrics"]["config"]["dtype"] == "mixed_bfloat16"
+    texts = ["subject: the cat sentence: likes the movie"]
+    scores = model.score(texts, ["positive", "negative"])
+    assert scores.shape == (1, 2) and np.isfinite(scores).all()
+    path = export_saved_model(model, str(tmp_path / "serving"), mode="baked",
+                              max_decode_length=4)
+    loaded = tf.saved_model.load(path)
+    logits = loaded.signatures["logits"](
+        encoder_token_ids=tf.constant([[5, 6, 1]]),
+        encoder_padding_mask=tf.constant([[1, 1, 1]]),
+        decoder_token_ids=tf.constant([[0, 7]]),
+        decoder_padding_mask=tf.constant([[1, 1]]))["logits"]
+    assert logits.dtype == tf.float32
+    served = loaded.signatures["serving_default"](inputs=tf.constant(texts))
+    assert served["outputs"].shape == (1,)
+
+
+def test_config_errors_name_the_setting():
+    for changes, message in [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"steps": 2.5}, "steps must be an integer"),
+        ({"learning_rate": -1}, "learning_rate must be a positive number"),
+        ({"dtype": "float16"}, "dtype must be"),
+        ({"prompt_initializer": "text"}, "needs init_text"),
+        ({"strategy": "gpu"}, "strategy must be one of"),
+        ({"eval_every": 10, "steps_per_execution": 3}, "must divide"),
+    ]:
+        with pytest.raises(TrainingError, match=message):
+            TrainConfig().replace(**changes).validate()
+    with pytest.raises(TrainingError, match="Unknown training settings"):
+        TrainConfig().replace(step=3)
+    config = TrainConfig(steps=5).validate()
+    assert config.to_json()["steps"] == 5
+    assert json.dumps(config.to_json())
+
+
+def test_outputs_are_written(data, tmp_path):
+    import keras_prompt
+    from keras_prompt.prompts import read_prompt_file
+
+    task = file_task(data["train"], data["validation"])
+    result = keras_prompt.train(data["preset"], task,
+                                output_dir=str(tmp_path / "out"),
+                                **_settings(jit_compile=False))
+    output = tmp_path / "out"
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(result["metrics"]))
+    assert metrics["config"]["jit_compile"] is False
+    assert metrics["best"]["step"] in (3, 6)
+    prompt, metadata = read_prompt_file(output / "prompt.safetensors")
+    assert metadata["task"] == "custom" and int(metadata["training_steps"]) == \
+        metrics["best"]["step"]
+    np.testing.assert_array_equal(result["model"].get_prompt(), prompt)
+    assert sorted(os.listdir(output / "checkpoints")) == [
+        "prompt-step00000003.safetensors", "prompt-step00000006.safetensors"]
+    assert not (output / "backup").exists()  # removed once training finished
