@@ -234,3 +234,17 @@ def round_floats(value, digits=4):
     if isinstance(value, (list, tuple)):
         return [round_floats(item, digits) for item in value]
     return value
+
+
+def ort_session(path, threads=DEFAULT_THREADS):
+    """An ONNX Runtime CPU session as the references use it: `threads`
+    intra-op threads, one inter-op thread, all graph optimizations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(
+        path, sess_options=options, providers=["CPUExecutionProvider"]
+    )

@@ -69,6 +69,10 @@ def full_suite():
         # Serving.
         dict(t5, kind="mixed", batch_size=32, num_tasks=8, steps=4),
         dict(t5, kind="runtimes", batch_size=8, steps=4),
+        # Per-token cost of the one cached decoding loop in every runtime:
+        # 8, 32 and 64 new tokens (it must not grow with the tokens so far).
+        *[dict(t5, kind="runtimes", batch_size=8, steps=3, new_tokens=n,
+               graphs=["generate"]) for n in (8, 32, 64)],
         # Prompt length (20 is the default of the rows above).
         dict(t5, kind="prompt_length", prompt_lengths=[1, 20, 100], dropout=0.0,
              steps=4),
@@ -113,9 +117,9 @@ def _convert_hf_t5_record(spec, timeout):
     return [json.dumps(common.round_floats(record), sort_keys=True)]
 
 
-def _child_env(spec):
+def _child_env(spec, repo=REPO_ROOT):
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("KERAS_BACKEND", "tensorflow")
     # Native thread pools that do not read TensorFlow's settings.
@@ -124,8 +128,9 @@ def _child_env(spec):
     return env
 
 
-def run_spec(spec, timeout):
-    """Runs one spec in a child process; returns its JSON lines."""
+def run_spec(spec, timeout, repo=REPO_ROOT):
+    """Runs one spec in a child process on the checkout `repo` (its
+    keras_prompt and its benchmarks.worker); returns its JSON lines."""
     if spec["kind"] == "convert_hf_t5":
         return _convert_hf_t5_record(spec, timeout)
     command = [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)]
@@ -135,8 +140,8 @@ def run_spec(spec, timeout):
             capture_output=True,
             text=True,
             timeout=timeout,
-            cwd=REPO_ROOT,
-            env=_child_env(spec),
+            cwd=repo,
+            env=_child_env(spec, repo),
         )
     except subprocess.TimeoutExpired:
         return [json.dumps({"benchmark": "error", "spec": spec,
@@ -179,6 +184,12 @@ def main(argv=None):
                         help="seconds per configuration")
     parser.add_argument("--list", action="store_true",
                         help="print the configurations and exit")
+    parser.add_argument(
+        "--baseline", default=None, metavar="DIR",
+        help="another checkout (e.g. `git worktree add DIR main`) to measure "
+        "side by side: every configuration runs on both, alternating which "
+        "goes first; records carry `checkout`",
+    )
     args = parser.parse_args(argv)
 
     specs = SUITES[args.suite]()
@@ -201,26 +212,35 @@ def main(argv=None):
     failures = 0
     total = len(specs) * args.repeat
     done = 0
+    checkouts = [("current", REPO_ROOT)]
+    if args.baseline:
+        checkouts.append(("baseline", os.path.abspath(args.baseline)))
+        total *= 2
     for repeat in range(args.repeat):
         for spec in specs:
-            done += 1
-            spec_start = time.perf_counter()
-            print(
-                f"[{done}/{total}] {spec['kind']} {spec['config']} "
-                f"(load {common.load_average()})",
-                file=sys.stderr, flush=True,
-            )
-            for line in run_spec(dict(spec, repeat=repeat), args.timeout):
-                record = json.loads(line)
-                record.setdefault("spec", spec)
-                record["process_seconds"] = round(time.perf_counter() - spec_start, 1)
-                if record.get("benchmark") == "error":
-                    failures += 1
-                    print(f"  FAILED: {record.get('error', '')[-500:]}",
-                          file=sys.stderr, flush=True)
-                common.emit(record)
-                if output:
-                    common.emit(record, output)
+            # ABBA: the order of the checkouts alternates between repeats.
+            order = checkouts if repeat % 2 == 0 else checkouts[::-1]
+            for checkout, repo in order:
+                done += 1
+                spec_start = time.perf_counter()
+                print(
+                    f"[{done}/{total}] {spec['kind']} {spec['config']} "
+                    f"{checkout} (load {common.load_average()})",
+                    file=sys.stderr, flush=True,
+                )
+                for line in run_spec(dict(spec, repeat=repeat), args.timeout, repo):
+                    record = json.loads(line)
+                    record.setdefault("spec", spec)
+                    record["checkout"] = checkout
+                    record["process_seconds"] = round(
+                        time.perf_counter() - spec_start, 1)
+                    if record.get("benchmark") == "error":
+                        failures += 1
+                        print(f"  FAILED: {record.get('error', '')[-500:]}",
+                              file=sys.stderr, flush=True)
+                    common.emit(record)
+                    if output:
+                        common.emit(record, output)
     summary = {
         "benchmark": "suite",
         "suite": args.suite,

@@ -417,18 +417,6 @@ def _compare_single_and_mixed(ctx, kind, settings, batch_size, rounds, warmup,
 # --------------------------------------------------------------------- #
 # Keras vs SavedModel vs ONNX Runtime vs TFLite.
 # --------------------------------------------------------------------- #
-def _ort_session(path, threads):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(
-        path, sess_options=options, providers=["CPUExecutionProvider"]
-    )
-
-
 def _tflite_runner(path, threads):
     import warnings
 
@@ -517,7 +505,7 @@ def measure_runtimes(ctx):
                 if "generate" in graphs:
                     run("keras", "generate",
                         lambda: model.generate(gen, stop_token_ids=None)["decoder_token_ids"],
-                        None, {"xla": True, "decoding": "cached (KerasHub)"})
+                        None, {"xla": True, "decoding": "cached (one loop)"})
             elif runtime == "savedmodel":
                 path = export.export_saved_model(
                     model, workdir, mode="baked", model_name="bench",
@@ -536,7 +524,7 @@ def measure_runtimes(ctx):
                     inputs = _to_tensors(tf, encoder_feed)
                     run("savedmodel", "generate",
                         lambda: generate_fn(**inputs)["token_ids"].numpy(),
-                        None, {"decoding": "uncached while_loop"},
+                        None, {"decoding": "cached (one loop)"},
                         export_seconds=export_seconds)
             elif runtime == "onnxruntime":
                 for graph in graphs:
@@ -547,12 +535,12 @@ def measure_runtimes(ctx):
                         max_decode_length=max_decode_length,
                     )
                     export_seconds = time.perf_counter() - start
-                    session = _ort_session(path, ctx.threads)
+                    session = common.ort_session(path, ctx.threads)
                     feed = dict(x) if graph == "forward" else dict(encoder_feed)
                     output_name = "logits" if graph == "forward" else "token_ids"
                     run("onnxruntime", graph,
                         lambda: session.run([output_name], feed)[0], None,
-                        {"decoding": "uncached ONNX Loop"} if graph == "generate" else {},
+                        {"decoding": "cached (one loop)"} if graph == "generate" else {},
                         export_seconds=export_seconds,
                         file_mb=os.path.getsize(path) / 2**20)
                     del session
@@ -573,7 +561,7 @@ def measure_runtimes(ctx):
                     output_name = "logits" if graph == "forward" else "token_ids"
                     run("tflite", graph,
                         lambda: runner(**feed)[output_name], None,
-                        {"decoding": "uncached WHILE"} if graph == "generate" else {},
+                        {"decoding": "cached (one loop)"} if graph == "generate" else {},
                         export_seconds=export_seconds,
                         file_mb=os.path.getsize(path) / 2**20)
                     del runner

@@ -17,7 +17,6 @@ Example (Python):
                     tasks=["rte", "sst2"])
 """
 
-import argparse
 import base64
 import json
 import os
@@ -28,6 +27,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prompt_client import PromptClient  # noqa: E402
+from prompt_client import argument_parser  # noqa: E402
+from prompt_client import print_generated  # noqa: E402
 
 METADATA_SUFFIX = ".json"
 
@@ -95,26 +96,9 @@ class LiteRTPromptClient(PromptClient):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="the .tflite generate graph")
-    parser.add_argument("texts", nargs="+", help="input strings")
-    parser.add_argument(
-        "--task",
-        action="append",
-        help="task name or id (bank mode); once, or once per input",
-    )
-    parser.add_argument(
-        "--prompt", help="runtime mode: a .npy file with a [P, H] prompt"
-    )
+    parser = argument_parser(__doc__.split("\n\n")[0], "the .tflite generate graph")
     args = parser.parse_args(argv)
-    client = LiteRTPromptClient(args.model)
-    tasks = None
-    if args.task:
-        tasks = args.task[0] if len(args.task) == 1 else args.task
-    prompts = np.load(args.prompt) if args.prompt else None
-    for text in client.generate(args.texts, tasks=tasks, prompts=prompts):
-        sys.stdout.write(text + "\n")
-    return 0
+    return print_generated(LiteRTPromptClient(args.model), args)
 
 
 if __name__ == "__main__":

@@ -21,17 +21,17 @@ Example (Python):
                     tasks=["rte", "sst2"])
 """
 
-import argparse
 import base64
 import json
 import os
 import sys
 
-import numpy as np
 import onnxruntime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prompt_client import PromptClient  # noqa: E402
+from prompt_client import argument_parser  # noqa: E402
+from prompt_client import print_generated  # noqa: E402
 
 METADATA_KEY = "keras_prompt.export"
 SENTENCEPIECE_KEY = "keras_prompt.sentencepiece_model"
@@ -80,29 +80,13 @@ class OnnxPromptClient(PromptClient):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="the .onnx generate graph")
-    parser.add_argument("texts", nargs="+", help="input strings")
-    parser.add_argument(
-        "--task",
-        action="append",
-        help="task name or id (bank mode); once, or once per input",
-    )
-    parser.add_argument(
-        "--prompt", help="runtime mode: a .npy file with a [P, H] prompt"
-    )
+    parser = argument_parser(__doc__.split("\n\n")[0], "the .onnx generate graph")
     parser.add_argument("--sentencepiece-model", help="tokenizer .model file")
     args = parser.parse_args(argv)
     client = OnnxPromptClient(
         args.model, sentencepiece_model=args.sentencepiece_model
     )
-    tasks = None
-    if args.task:
-        tasks = args.task[0] if len(args.task) == 1 else args.task
-    prompts = np.load(args.prompt) if args.prompt else None
-    for text in client.generate(args.texts, tasks=tasks, prompts=prompts):
-        sys.stdout.write(text + "\n")
-    return 0
+    return print_generated(client, args)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,39 @@ description, text in and out, and the task or prompt inputs.
 Needs only `numpy` and `sentencepiece` (see `prompt_text.py`).
 """
 
+import argparse
+import sys
+
 import numpy as np
 
 from prompt_text import PromptText
+
+
+def argument_parser(description, model_help):
+    """The command line both clients share (plus their own options)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("model", help=model_help)
+    parser.add_argument("texts", nargs="+", help="input strings")
+    parser.add_argument(
+        "--task",
+        action="append",
+        help="task name or id (bank mode); once, or once per input",
+    )
+    parser.add_argument(
+        "--prompt", help="runtime mode: a .npy file with a [P, H] prompt"
+    )
+    return parser
+
+
+def print_generated(client, args):
+    """Generates for the parsed command line and prints one line per text."""
+    tasks = None
+    if args.task:
+        tasks = args.task[0] if len(args.task) == 1 else args.task
+    prompts = np.load(args.prompt) if args.prompt else None
+    for text in client.generate(args.texts, tasks=tasks, prompts=prompts):
+        sys.stdout.write(text + "\n")
+    return 0
 
 
 class PromptClient:

@@ -16,6 +16,15 @@ from tests.training.fixtures import write_csv
 from tests.training.fixtures import write_jsonl
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def keras_prompt_model(preset):
+    import keras_prompt
+
+    return keras_prompt.PromptedT5Seq2SeqLM.from_preset(preset, prompt_length=4)
+
+
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
     return make_tiny_preset(tmp_path_factory.mktemp("cli") / "preset")
@@ -45,6 +54,65 @@ def test_help_lists_subcommands(capsys):
                  "--label-column", "--labels", "--prompt-length", "--steps",
                  "--batch-size", "--output", "--strategy", "--dtype"):
         assert flag in out
+
+
+def test_help_needs_no_tensorflow_and_is_fast():
+    """`keras-prompt --help` and every subcommand's `--help`, in a fresh
+    process: no TensorFlow (or Keras) import, well under a second."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "start = time.perf_counter()\n"
+        "from keras_prompt.cli import main\n"
+        "for argv in (['--help'], *[[c, '--help'] for c in sys.argv[1:]]):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'keras_hub', 'numpy')"
+        " if m in sys.modules)\n"
+        "print('RESULT', time.perf_counter() - start, heavy)\n"
+    )
+    commands = ["quickstart", "train", "evaluate", "predict", "inspect", "export"]
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", script, *commands],
+                            capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT")][0]
+    _, seconds, heavy = line.split(" ", 2)
+    assert heavy == "[]", heavy
+    assert float(seconds) < 1.0 and wall < 5.0, (seconds, wall)
+    for command in commands:
+        assert command in result.stdout
+
+
+def test_log_level_debug_shows_the_stack_and_info_does_not(preset, tmp_path):
+    """`--log-level` works: the default keeps TensorFlow's and Keras's lines
+    out, debug lets them through."""
+    import subprocess
+    import sys
+
+    model = keras_prompt_model(preset)
+    prompt = model.save_prompt(str(tmp_path / "p.safetensors"))
+    outputs = {}
+    for level in ("info", "debug"):
+        result = subprocess.run(
+            [sys.executable, "-m", "keras_prompt.cli", "--log-level", level,
+             "predict", "--backbone", preset, "--prompt", prompt, "--text",
+             "subject: the cat sentence: likes the movie", "--max-length", "3",
+             "--max-input-length", "24"],
+            capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONPATH": REPO},
+        )
+        outputs[level] = result
+    assert outputs["info"].stderr == ""
+    assert outputs["info"].stdout.count("\t") == 1
+    assert "cudart_stub" in outputs["debug"].stderr or \
+        "tensorflow" in outputs["debug"].stderr.lower()
+    assert outputs["debug"].stdout == outputs["info"].stdout
 
 
 def test_plugins_can_register_subcommands(capsys):

@@ -4,8 +4,10 @@ Three prompt modes: `"baked"` (one prompt frozen in), `"runtime"` (the prompt
 is an input) and `"bank"` (named prompts frozen in; each example picks its
 task, so one batch can mix tasks).
 
-Names are imported lazily so that `keras_prompt.export.cli` (loaded by
-`keras-prompt --help`) does not import TensorFlow.
+Every exporter traces the model's own code (`ExportModule`: the KerasHub
+backbone's layers through the model's `encode`/`decode` and its one cached
+decoding loop); none re-implements the network. Names are imported lazily,
+so importing this package does not start TensorFlow.
 """
 
 import importlib

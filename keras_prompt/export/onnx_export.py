@@ -14,6 +14,7 @@ from keras_prompt.export.export_prompts import ExportPrompts
 from keras_prompt.export.graph_functions import check_graph_argument
 from keras_prompt.export.graph_functions import graph_function
 from keras_prompt.export.graph_functions import io_specs
+from keras_prompt.export.onnx_loop_invariants import hoist_loop_invariants
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ def export_onnx(
             raise ExportError(
                 f"tf2onnx failed to convert the {graph} graph: {error}"
             ) from error
+        hoist_loop_invariants(model_proto.graph)
         props = {METADATA_KEY: metadata_lib.dumps(description)}
         tokenizer = metadata_lib.tokenizer_of(model)
         if tokenizer is not None:

@@ -77,7 +77,9 @@ class _ServingModule(tf.Module):
             import tensorflow_text as tf_text
 
             self.tokenizer = tf_text.SentencepieceTokenizer(
-                model=tokenizer_proto, out_type=tf.int32
+                model=tokenizer_proto,
+                out_type=tf.int32,
+                name="keras_prompt_tokenizer",
             )
             # Tracked here so that the SavedModel holds its resource.
             self.detokenizer = detokenizer.graph_detokenizer()

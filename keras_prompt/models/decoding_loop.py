@@ -81,7 +81,10 @@ def decode_tokens(
     Args:
         step: `step(token_ids, index, cache) -> (logits, cache)` with
             `token_ids` int32 `[batch, 1]`, `index` an int32 scalar and
-            `logits` float `[batch, vocabulary]`.
+            `logits` float `[batch, vocabulary]`. What stays fixed while
+            decoding (e.g. the encoder's keys and values) belongs in the
+            step's closure, not in the cache: loop variables are carried
+            (in some runtimes copied) from step to step.
         cache: the cache `step` reads and returns (a tuple of tensors).
         token_ids: int32 `[batch, length]`; column 0 is the start token.
         fixed_mask: bool or int `[batch, length]`, true where `token_ids`
@@ -97,10 +100,10 @@ def decode_tokens(
 
     Example:
     ```python
+    context, cache = decoder.init_cache(encoder_outputs, encoder_mask, 8)
     token_ids, mask = decode_tokens(
-        decoder.step, decoder.init_cache(encoder_outputs, encoder_mask, 8),
-        start_ids, start_mask, stop_token_ids=(1,),
-        next_token=greedy_next_token,
+        decoder.step_function(context), cache, start_ids, start_mask,
+        stop_token_ids=(1,), next_token=greedy_next_token,
     )
     ```
     """

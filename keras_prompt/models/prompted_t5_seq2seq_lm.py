@@ -458,13 +458,13 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             self.backbone, self.logits_from_hidden, portable=portable
         )
         decoder_token_ids = inputs["decoder_token_ids"]
-        cache = decoder.init_cache(
+        context, cache = decoder.init_cache(
             encoder_outputs,
             encoder_padding_mask,
             ops.shape(decoder_token_ids)[1],
         )
         token_ids, padding_mask = decode_tokens(
-            decoder.step,
+            decoder.step_function(context),
             cache,
             decoder_token_ids,
             inputs["decoder_padding_mask"],

@@ -32,8 +32,8 @@ class T5CachedDecoder:
     Example:
     ```python
     decoder = T5CachedDecoder(model.backbone, model.logits_from_hidden)
-    cache = decoder.init_cache(encoder_outputs, encoder_mask, max_length=8)
-    logits, cache = decoder.step(start_ids, 0, cache)
+    context, cache = decoder.init_cache(encoder_outputs, encoder_mask, 8)
+    logits, cache = decoder.step(start_ids, 0, cache, context)
     ```
     """
 
@@ -81,7 +81,7 @@ class T5CachedDecoder:
         return ops.where(ops.reshape(here, (1, 1, length, 1)), update, cache)
 
     def init_cache(self, encoder_outputs, encoder_padding_mask, max_length):
-        """The cache for decoding `max_length` positions.
+        """The per-request context and the initial cache.
 
         Args:
             encoder_outputs: `[batch, source_length, hidden_dim]`.
@@ -89,47 +89,56 @@ class T5CachedDecoder:
             max_length: decoder length (start token included).
 
         Returns:
-            A flat tuple: self-attention keys and values of every layer
-            (zeros), cross-attention keys and values of every layer, and the
-            cross-attention mask bias.
+            `(context, cache)`. `context` holds what stays fixed while
+            decoding (every layer's cross-attention keys and values and the
+            cross-attention mask bias); `cache` the self-attention keys and
+            values of every layer (zeros), which each step updates. The
+            context is read from outside the decoding loop, not carried
+            through it, so no runtime copies it per step.
         """
         dtype = encoder_outputs.dtype
         batch_size = ops.shape(encoder_outputs)[0]
         empty = ops.zeros(
             (batch_size, self.num_heads, max_length, self.head_dim), dtype
         )
-        self_caches = tuple(empty for _ in range(2 * len(self.layers)))
-        cross_caches = []
+        cache = tuple(empty for _ in range(2 * len(self.layers)))
+        cross = []
         for layer in self.layers:
             attention = layer.cross_attention
-            cross_caches.append(
-                self._project_heads(attention.key_projector, encoder_outputs)
-            )
-            cross_caches.append(
+            cross.append(self._project_heads(attention.key_projector, encoder_outputs))
+            cross.append(
                 self._project_heads(attention.value_projector, encoder_outputs)
             )
         mask = ops.cast(encoder_padding_mask, dtype)
         cross_bias = ops.expand_dims(
             ops.expand_dims((1.0 - mask) * MASK_BIAS, 1), 1
         )
-        return self_caches + tuple(cross_caches) + (cross_bias,)
+        return (tuple(cross), cross_bias), cache
 
-    def step(self, token_ids, index, cache):
+    def step_function(self, context):
+        """`step(token_ids, index, cache)` for `decode_tokens`, reading
+        `context` (from `init_cache`)."""
+
+        def step(token_ids, index, cache):
+            return self.step(token_ids, index, cache, context)
+
+        return step
+
+    def step(self, token_ids, index, cache, context):
         """Decodes position `index`.
 
         Args:
             token_ids: int32 `[batch, 1]`, the token at position `index`.
             index: int32 scalar.
             cache: from `init_cache` or the previous step.
+            context: from `init_cache`.
 
         Returns:
             `(logits, cache)`: float32 `[batch, vocabulary]` for position
             `index + 1`, and the cache with position `index` written.
         """
-        num_layers = len(self.layers)
-        self_caches = list(cache[: 2 * num_layers])
-        cross_caches = cache[2 * num_layers : 4 * num_layers]
-        cross_bias = cache[-1]
+        self_caches = list(cache)
+        cross_caches, cross_bias = context
         backbone = self.backbone
         x = backbone.token_embedding(token_ids)
         length = ops.shape(self_caches[0])[2]
@@ -179,4 +188,4 @@ class T5CachedDecoder:
             x = x + layer.output_projector(h)
         x = backbone.decoder_layer_norm(x)
         logits = self.logits_fn(x)[:, 0, :]
-        return logits, tuple(self_caches) + tuple(cross_caches) + (cross_bias,)
+        return logits, tuple(self_caches)

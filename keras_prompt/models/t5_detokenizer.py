@@ -101,8 +101,11 @@ class T5Detokenizer:
         if self._graph_detokenizer is None:
             import tensorflow_text
 
+            # Its own name: the op's resource is kernel-owned and named after
+            # the op, so two SentencePiece models under the default name
+            # would share one resource in a loaded SavedModel.
             self._graph_detokenizer = tensorflow_text.SentencepieceTokenizer(
-                model=self.detokenizer_proto
+                model=self.detokenizer_proto, name="keras_prompt_detokenizer"
             )
         return self._graph_detokenizer
 

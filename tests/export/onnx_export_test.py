@@ -197,6 +197,28 @@ def test_dangling_input_and_unsupported_op_are_export_errors(tmp_path):
             )
 
 
+def test_decoding_loop_carries_only_what_changes(onnx_models):
+    """The ONNX `Loop` of a generate graph carries the step index, the
+    tokens, the stop positions and the self-attention caches; weights and
+    the encoder's keys and values are read from the outer scope."""
+    import onnx
+
+    paths = onnx_models[0]
+    graph = onnx.load(paths["baked_generate"]).graph
+
+    def loops(graph):
+        for node in graph.node:
+            if node.op_type == "Loop":
+                yield node
+            for attribute in node.attribute:
+                if attribute.g.node:
+                    yield from loops(attribute.g)
+
+    (loop,) = loops(graph)
+    layers = 2
+    assert len(loop.input) - 2 == 3 + 2 * layers, [i for i in loop.input]
+
+
 def test_exact_gelu_converts_through_the_erfc_handler(tmp_path):
     """Keras's exact GELU is `tf.nn.gelu`, written with `Erfc`; the handler
     keras-prompt registers turns it into `1 - Erf`."""
