@@ -41,14 +41,31 @@ def float32_model(model):
     return copy
 
 
-def _unless_empty(token_ids, compute, empty_shape, dtype):
-    """`compute()`, or an empty result for a batch of 0 (KerasHub's
-    attention reshapes with -1, which no runtime resolves for 0 rows)."""
-    return tf.cond(
-        tf.shape(token_ids)[0] > 0,
-        compute,
-        lambda: tf.zeros(empty_shape, dtype),
-    )
+def _with_a_row(tensors):
+    """`tensors` (sharing their batch axis) with one zero row appended when
+    the batch is empty, and the real batch size.
+
+    KerasHub's attention reshapes with -1, which no runtime resolves for 0
+    rows; the dummy row is computed and dropped (`[:batch_size]`), with
+    plain ops every converter takes (no conditional). A graph with a fixed
+    batch (TFLite) is left as it is."""
+    if tensors[0].shape[0]:
+        return tensors, tensors[0].shape[0]
+    batch_size = tf.shape(tensors[0])[0]
+    missing = tf.maximum(1 - batch_size, 0)
+    padded = [
+        tf.concat(
+            [
+                tensor,
+                tf.zeros(
+                    tf.concat([[missing], tf.shape(tensor)[1:]], 0), tensor.dtype
+                ),
+            ],
+            0,
+        )
+        for tensor in tensors
+    ]
+    return padded, batch_size
 
 
 class ExportModule(tf.Module):
@@ -147,26 +164,20 @@ class ExportModule(tf.Module):
         """Teacher-forced logits float32 `[B, T, V]` (the model's own
         `encode` and `decode`)."""
         model = self.model
-
-        def logits():
-            encoder_outputs, encoder_mask = model.encode(
-                tf.cast(encoder_token_ids, tf.int32),
-                tf.cast(encoder_padding_mask, tf.int32),
-                prompts=prompts,
-                training=False,
-            )
-            return model.decode(
-                encoder_outputs,
-                encoder_mask,
-                tf.cast(decoder_token_ids, tf.int32),
-                tf.cast(decoder_padding_mask, tf.int32),
-                training=False,
-            )
-
-        empty = tf.stack(
-            [0, tf.shape(decoder_token_ids)[1], model.backbone.vocabulary_size]
+        inputs, batch_size = _with_a_row([
+            tf.cast(encoder_token_ids, tf.int32),
+            tf.cast(encoder_padding_mask, tf.int32),
+            tf.cast(decoder_token_ids, tf.int32),
+            tf.cast(decoder_padding_mask, tf.int32),
+            tf.cast(prompts, tf.float32),
+        ])
+        encoder_outputs, encoder_mask = model.encode(
+            inputs[0], inputs[1], prompts=inputs[4], training=False
         )
-        return _unless_empty(encoder_token_ids, logits, empty, tf.float32)
+        logits = model.decode(
+            encoder_outputs, encoder_mask, inputs[2], inputs[3], training=False
+        )
+        return logits[:batch_size]
 
     def greedy_generate(
         self, encoder_token_ids, encoder_padding_mask, prompts, max_length
@@ -180,28 +191,26 @@ class ExportModule(tf.Module):
         reached.
         """
         max_length = int(max_length)
+        inputs, batch_size = _with_a_row([
+            tf.cast(encoder_token_ids, tf.int32),
+            tf.cast(encoder_padding_mask, tf.int32),
+            tf.cast(prompts, tf.float32),
+        ])
         # Static when the graph has a fixed batch (TFLite), so that the
         # decoding loop's variables keep one shape.
-        batch_size = encoder_token_ids.shape[0] or tf.shape(encoder_token_ids)[0]
-
-        def token_ids():
-            start = tf.zeros(tf.stack([batch_size, max_length]), tf.int32)
-            first = tf.expand_dims(tf.equal(tf.range(max_length), 0), 0)
-            outputs = self.model.generate_step(
-                {
-                    "encoder_token_ids": tf.cast(encoder_token_ids, tf.int32),
-                    "encoder_padding_mask": tf.cast(
-                        encoder_padding_mask, tf.int32
-                    ),
-                    "decoder_token_ids": start,
-                    "decoder_padding_mask": tf.tile(first, [batch_size, 1]),
-                    "prompts": prompts,
-                },
-                stop_token_ids=(self.end_token_id,),
-                next_token=functools.partial(greedy_next_token, portable=True),
-                portable=True,
-            )
-            return outputs["decoder_token_ids"]
-
-        empty = tf.stack([0, max_length])
-        return _unless_empty(encoder_token_ids, token_ids, empty, tf.int32)
+        rows = inputs[0].shape[0] or tf.shape(inputs[0])[0]
+        start = tf.zeros(tf.stack([rows, max_length]), tf.int32)
+        first = tf.expand_dims(tf.equal(tf.range(max_length), 0), 0)
+        outputs = self.model.generate_step(
+            {
+                "encoder_token_ids": inputs[0],
+                "encoder_padding_mask": inputs[1],
+                "decoder_token_ids": start,
+                "decoder_padding_mask": tf.tile(first, [rows, 1]),
+                "prompts": inputs[2],
+            },
+            stop_token_ids=(self.end_token_id,),
+            next_token=functools.partial(greedy_next_token, portable=True),
+            portable=True,
+        )
+        return outputs["decoder_token_ids"][:batch_size]

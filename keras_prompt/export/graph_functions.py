@@ -54,50 +54,56 @@ def io_specs(
     return specs
 
 
-def graph_function(core, graph, max_decode_length, specs):
+def graph_function(core, graph, max_decode_length, specs, weights=None):
     """A `tf.function` over `specs` computing `{"logits"}` or
-    `{"token_ids"}` with plain TF ops (no asserts, no strings)."""
+    `{"token_ids"}` with plain TF ops (no asserts, no strings).
 
-    def prompts_for(batch_size, extra):
+    With `weights` (Keras variables), the function takes their values as
+    extra trailing inputs named `weight_<i>` and reads them in place of the
+    variables (`keras.StatelessScope`), so the traced graph holds no weights
+    (see `onnx_export`).
+    """
+    names = [spec.name for spec in specs]
+
+    def compute(named):
+        batch_size = tf.shape(named["encoder_token_ids"])[0]
         if core.mode == "baked":
-            return core.baked_prompts(batch_size)
-        if core.mode == "bank":
-            return core.bank_prompts(extra)
-        return extra
-
-    if graph == "forward":
-
-        def forward(
-            encoder_token_ids,
-            encoder_padding_mask,
-            decoder_token_ids,
-            decoder_padding_mask,
-            extra=None,
-        ):
-            prompts = prompts_for(tf.shape(encoder_token_ids)[0], extra)
+            prompts = core.baked_prompts(batch_size)
+        elif core.mode == "bank":
+            prompts = core.bank_prompts(named["task"])
+        else:
+            prompts = named["prompts"]
+        if graph == "forward":
             logits = core.forward(
-                encoder_token_ids,
-                encoder_padding_mask,
-                decoder_token_ids,
-                decoder_padding_mask,
+                named["encoder_token_ids"],
+                named["encoder_padding_mask"],
+                named["decoder_token_ids"],
+                named["decoder_padding_mask"],
                 prompts,
             )
             return {"logits": logits}
+        token_ids = core.greedy_generate(
+            named["encoder_token_ids"],
+            named["encoder_padding_mask"],
+            prompts,
+            max_decode_length,
+        )
+        return {"token_ids": token_ids}
 
-        fn = forward
-    else:
+    def run(*args):
+        named = dict(zip(names, args[: len(names)]))
+        if weights is None:
+            return compute(named)
+        import keras
 
-        def generate(encoder_token_ids, encoder_padding_mask, extra=None):
-            prompts = prompts_for(tf.shape(encoder_token_ids)[0], extra)
-            token_ids = core.greedy_generate(
-                encoder_token_ids,
-                encoder_padding_mask,
-                prompts,
-                max_decode_length,
-            )
-            return {"token_ids": token_ids}
+        mapping = list(zip(weights, args[len(names) :]))
+        with keras.StatelessScope(state_mapping=mapping):
+            return compute(named)
 
-        fn = generate
-    if core.mode == "baked":
-        return tf.function(lambda *args: fn(*args), input_signature=specs)
-    return tf.function(fn, input_signature=specs)
+    signature = list(specs) + [
+        tf.TensorSpec(weight.shape, weight.dtype, name=f"weight_{index}")
+        for index, weight in enumerate(weights or [])
+    ]
+    # No autograph: the model's control flow is explicit (`while_loop`), and
+    # converting every layer's Python source only slows the trace down.
+    return tf.function(run, input_signature=signature, autograph=False)

@@ -1,6 +1,7 @@
 """ONNX export through tf2onnx, validated with onnx.checker and onnxruntime."""
 
 import base64
+import contextlib
 import logging
 import os
 
@@ -25,6 +26,37 @@ SENTENCEPIECE_KEY = "keras_prompt.sentencepiece_model"
 # The SentencePiece model that renders T5's sentinels (for decoding).
 DETOKENIZER_KEY = "keras_prompt.detokenizer_model"
 _STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+
+
+def _weights_to_initializers(graph, weights):
+    """Graph inputs `weight_<i>` -> initializers holding the weights."""
+    from onnx import numpy_helper
+
+    values = {f"weight_{i}": weight for i, weight in enumerate(weights)}
+    for graph_input in list(graph.input):
+        if graph_input.name in values:
+            value = np.asarray(values[graph_input.name].numpy())
+            graph.initializer.append(
+                numpy_helper.from_array(value, name=graph_input.name)
+            )
+            graph.input.remove(graph_input)
+
+
+@contextlib.contextmanager
+def _tf2onnx_without_graph_copies():
+    """tf2onnx deep-copies the whole graph, weights included, before each of
+    its ~36 optimizer passes so that it can undo a failing one; for a
+    t5-small-sized model that is most of the export time. Without the copies
+    a failing pass fails the conversion, which is then an `ExportError`."""
+    previous = os.environ.get("TF2ONNX_CATCH_ERRORS")
+    os.environ["TF2ONNX_CATCH_ERRORS"] = "FALSE"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TF2ONNX_CATCH_ERRORS")
+        else:
+            os.environ["TF2ONNX_CATCH_ERRORS"] = previous
 
 
 def _smoke_feed(specs):
@@ -177,14 +209,19 @@ def export_onnx(
     import onnx
     import tf2onnx
 
-    # Registers the op handlers tf2onnx lacks (e.g. `Erfc` of exact GELU).
-    from keras_prompt.export import onnx_op_handlers  # noqa: F401
+    from keras_prompt.export.onnx_op_handlers import CUSTOM_OP_HANDLERS
 
     check_graph_argument(graph)
     resolved = ExportPrompts.from_model(model, mode, prompts)
     core = resolved.build_module(model)
     specs = io_specs(core, graph)
-    function = graph_function(core, graph, int(max_decode_length), specs)
+    # The weights enter as inputs and become initializers afterwards: with
+    # them in the traced graph, tf2onnx re-serializes them in each of its
+    # optimizer passes, most of a large model's export time.
+    weights = list(core.model.backbone.weights)
+    function = graph_function(
+        core, graph, int(max_decode_length), specs, weights=weights
+    )
     output_name = "logits" if graph == "forward" else "token_ids"
     description = metadata_lib.export_metadata(
         model,
@@ -199,13 +236,18 @@ def export_onnx(
     path = os.path.abspath(os.fspath(path))
     with atomic_file(path) as temp_path:
         try:
-            model_proto, _ = tf2onnx.convert.from_function(
-                function, input_signature=specs, opset=int(opset)
-            )
+            with _tf2onnx_without_graph_copies():
+                model_proto, _ = tf2onnx.convert.from_function(
+                    function,
+                    input_signature=function.input_signature,
+                    opset=int(opset),
+                    custom_op_handlers=CUSTOM_OP_HANDLERS,
+                )
         except Exception as error:
             raise ExportError(
                 f"tf2onnx failed to convert the {graph} graph: {error}"
             ) from error
+        _weights_to_initializers(model_proto.graph, weights)
         hoist_loop_invariants(model_proto.graph)
         props = {METADATA_KEY: metadata_lib.dumps(description)}
         tokenizer = metadata_lib.tokenizer_of(model)

@@ -253,10 +253,12 @@ class _ServingModule(tf.Module):
         def concrete(fn, specs):
             if extra_spec is None:
                 function = tf.function(
-                    lambda *args: fn(*args), input_signature=specs
+                    lambda *args: fn(*args), input_signature=specs, autograph=False
                 )
             else:
-                function = tf.function(fn, input_signature=specs + extra_specs)
+                function = tf.function(
+                    fn, input_signature=specs + extra_specs, autograph=False
+                )
             return function.get_concrete_function()
 
         signatures = {

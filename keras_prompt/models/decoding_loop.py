@@ -80,7 +80,8 @@ def decode_tokens(
 
     Args:
         step: `step(token_ids, index, cache) -> (logits, cache)` with
-            `token_ids` int32 `[batch, 1]`, `index` an int32 scalar and
+            `token_ids` int32 `[batch]` (position `index`), `index` an int32
+            scalar and
             `logits` float `[batch, vocabulary]`. What stays fixed while
             decoding (e.g. the encoder's keys and values) belongs in the
             step's closure, not in the cache: loop variables are carried
@@ -124,12 +125,17 @@ def decode_tokens(
         running = ops.any(ops.equal(stop_position, length))
         return ops.logical_and(index < length - 1, running)
 
+    def column(values, position):
+        # A slice, not `ops.take` (which adds a negative-index select).
+        return ops.reshape(
+            ops.slice(values, (0, position), (batch_size, 1)), (batch_size,)
+        )
+
     def body(index, token_ids, stop_position, cache):
-        current = ops.expand_dims(ops.take(token_ids, index, axis=1), 1)
-        logits, cache = step(current, index, cache)
+        logits, cache = step(column(token_ids, index), index, cache)
         position = index + 1
-        given = ops.take(token_ids, position, axis=1)
-        fixed = ops.take(fixed_mask, position, axis=1)
+        given = column(token_ids, position)
+        fixed = column(fixed_mask, position)
         stopped = stop_position < length
         chosen = ops.where(stopped, pad_id, next_token(logits))
         chosen = ops.where(fixed, given, chosen)

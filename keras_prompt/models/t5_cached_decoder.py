@@ -33,7 +33,7 @@ class T5CachedDecoder:
     ```python
     decoder = T5CachedDecoder(model.backbone, model.logits_from_hidden)
     context, cache = decoder.init_cache(encoder_outputs, encoder_mask, 8)
-    logits, cache = decoder.step(start_ids, 0, cache, context)
+    logits, cache = decoder.step(start_ids[:, 0], 0, cache, context)
     ```
     """
 
@@ -49,7 +49,7 @@ class T5CachedDecoder:
 
     def _project_heads(self, projector, x):
         """`projector(x)` split into heads: `[batch, length, hidden]` ->
-        `[batch, heads, length, head_dim]`.
+        `[batch, heads, length, head_dim]` (the encoder's keys and values).
 
         The shape is read from `x`, not from the projection: tf2onnx's
         reshape optimizer reads the shape of a `Tensordot` output from its
@@ -61,14 +61,26 @@ class T5CachedDecoder:
         )
         return ops.transpose(y, (0, 2, 1, 3))
 
+    def _step_heads(self, projector, x):
+        """`projector(x)` of one position per row: `[batch, hidden]` ->
+        `[batch, heads, 1, head_dim]`. A decoding step keeps its states 2-D,
+        so every projection is one plain matmul."""
+        return ops.reshape(
+            projector(x), (ops.shape(x)[0], self.num_heads, 1, self.head_dim)
+        )
+
     def _attend(self, query, keys, values, bias, attention):
-        """T5 attention (unscaled scores) on split heads; `bias` holds the
-        position bias and the mask."""
+        """T5 attention (unscaled scores) of one query position per row on
+        split heads (`[batch, heads, 1, head_dim]`); `bias` holds the
+        position bias and the mask. Returns `[batch, hidden]`."""
         scores = ops.matmul(query, ops.swapaxes(keys, -1, -2))
         weights = ops.softmax(scores + ops.cast(bias, scores.dtype), axis=-1)
-        output = ops.transpose(ops.matmul(weights, values), (0, 2, 1, 3))
-        shape = ops.shape(query)
-        output = ops.reshape(output, (shape[0], shape[2], attention.inner_dim))
+        # [batch, heads, 1, head_dim] -> [batch, heads * head_dim]: with one
+        # position no transpose is needed.
+        output = ops.reshape(
+            ops.matmul(weights, values),
+            (ops.shape(query)[0], attention.inner_dim),
+        )
         return attention.output_projector(output)
 
     def _write(self, cache, update, index):
@@ -128,7 +140,8 @@ class T5CachedDecoder:
         """Decodes position `index`.
 
         Args:
-            token_ids: int32 `[batch, 1]`, the token at position `index`.
+            token_ids: int32 `[batch]`, the token of each row at position
+                `index`.
             index: int32 scalar.
             cache: from `init_cache` or the previous step.
             context: from `init_cache`.
@@ -155,15 +168,15 @@ class T5CachedDecoder:
         for number, layer in enumerate(self.layers):
             attention = layer.self_attention
             h = layer.self_attention_layer_norm(x)
-            query = self._project_heads(attention.query_projector, h)
+            query = self._step_heads(attention.query_projector, h)
             keys = self._write(
                 self_caches[2 * number],
-                self._project_heads(attention.key_projector, h),
+                self._step_heads(attention.key_projector, h),
                 index,
             )
             values = self._write(
                 self_caches[2 * number + 1],
-                self._project_heads(attention.value_projector, h),
+                self._step_heads(attention.value_projector, h),
                 index,
             )
             self_caches[2 * number], self_caches[2 * number + 1] = keys, values
@@ -171,7 +184,7 @@ class T5CachedDecoder:
 
             attention = layer.cross_attention
             h = layer.cross_attention_layer_norm(x)
-            query = self._project_heads(attention.query_projector, h)
+            query = self._step_heads(attention.query_projector, h)
             x = x + self._attend(
                 query,
                 cross_caches[2 * number],
@@ -187,5 +200,4 @@ class T5CachedDecoder:
                 h = layer.input_projector(h)
             x = x + layer.output_projector(h)
         x = backbone.decoder_layer_norm(x)
-        logits = self.logits_fn(x)[:, 0, :]
-        return logits, tuple(self_caches)
+        return self.logits_fn(x), tuple(self_caches)

@@ -219,28 +219,35 @@ def test_decoding_loop_carries_only_what_changes(onnx_models):
     assert len(loop.input) - 2 == 3 + 2 * layers, [i for i in loop.input]
 
 
-def test_exact_gelu_converts_through_the_erfc_handler(tmp_path):
-    """Keras's exact GELU is `tf.nn.gelu`, written with `Erfc`; the handler
-    keras-prompt registers turns it into `1 - Erf`."""
+def test_exact_gelu_and_where_convert_through_the_handlers(tmp_path):
+    """Keras's exact GELU is `tf.nn.gelu`, written with `Erfc`; keras-prompt's
+    handler turns it into `1 - Erf`, and `tf.where` into ONNX `Where`."""
     import onnxruntime
     import tensorflow as tf
     import tf2onnx
 
-    from keras_prompt.export import onnx_op_handlers  # noqa: F401
+    from keras_prompt.export.onnx_op_handlers import CUSTOM_OP_HANDLERS
 
     spec = [tf.TensorSpec([None], tf.float32, name="x")]
 
     @tf.function(input_signature=spec)
     def gelu(x):
-        return {"y": tf.nn.gelu(x, approximate=False), "z": tf.math.erfc(x)}
+        return {"y": tf.nn.gelu(x, approximate=False), "z": tf.math.erfc(x),
+                "w": tf.where(x > 0, x, -2 * x)}
 
     path = str(tmp_path / "gelu.onnx")
-    tf2onnx.convert.from_function(gelu, input_signature=spec, output_path=path)
+    tf2onnx.convert.from_function(gelu, input_signature=spec, output_path=path,
+                                  custom_op_handlers=CUSTOM_OP_HANDLERS)
     x = np.linspace(-6, 6, 101).astype(np.float32)
     session = onnxruntime.InferenceSession(path)
-    y, z = session.run(["y", "z"], {"x": x})
+    y, z, w = session.run(["y", "z", "w"], {"x": x})
     np.testing.assert_allclose(y, tf.nn.gelu(x, approximate=False), atol=1e-6)
     np.testing.assert_allclose(z, tf.math.erfc(x), atol=1e-6)
+    np.testing.assert_array_equal(w, np.where(x > 0, x, -2 * x))
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert "Where" in ops and "Erfc" not in ops
 
 
 def test_invalid_conversion_is_refused_and_leaves_nothing(

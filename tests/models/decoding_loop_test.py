@@ -127,8 +127,8 @@ def test_step_logits_equal_the_full_decoder(model):
                                   portable=portable)
         context, cache = decoder.init_cache(encoder_outputs, encoder_mask, 6)
         for index in range(5):
-            logits, cache = decoder.step(tokens[:, index : index + 1], index,
-                                         cache, context)
+            logits, cache = decoder.step(tokens[:, index], index, cache,
+                                         context)
             np.testing.assert_allclose(logits, full[:, index], atol=2e-5)
 
 
@@ -162,5 +162,5 @@ def test_decoding_follows_the_dtype_policy():
     assert encoder_outputs.dtype == "bfloat16"
     decoder = T5CachedDecoder(model.backbone, model.logits_from_hidden)
     context, cache = decoder.init_cache(encoder_outputs, mask, 5)
-    logits, cache = decoder.step(ops.zeros((2, 1), "int32"), 0, cache, context)
+    logits, cache = decoder.step(ops.zeros((2,), "int32"), 0, cache, context)
     assert logits.dtype == "float32" and cache[0].dtype == "bfloat16"
