@@ -126,10 +126,9 @@ def decode_tokens(
         return ops.logical_and(index < length - 1, running)
 
     def column(values, position):
-        # A slice, not `ops.take` (which adds a negative-index select).
-        return ops.reshape(
-            ops.slice(values, (0, position), (batch_size, 1)), (batch_size,)
-        )
+        # A slice, not `ops.take` (which adds a negative-index select), to
+        # constant shapes: no shape arithmetic in the loop.
+        return ops.reshape(ops.slice(values, (0, position), (-1, 1)), (-1,))
 
     def body(index, token_ids, stop_position, cache):
         logits, cache = step(column(token_ids, index), index, cache)

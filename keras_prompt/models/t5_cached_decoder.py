@@ -24,8 +24,9 @@ class T5CachedDecoder:
         backbone: a `keras_hub.models.T5Backbone`.
         logits_fn: maps decoder hidden states to float32 logits (the task
             model's head rule).
-        portable: write the self-attention cache with a `where` over a
-            one-hot position instead of `ops.slice_update`, whose
+        portable: write the self-attention cache with `ops.scatter_update`
+            (TensorFlow's `TensorScatterUpdate`: ONNX `ScatterND`, a LiteRT
+            builtin) instead of `ops.slice_update`, whose
             `XlaDynamicUpdateSlice` tf2onnx rejects and plain TensorFlow runs
             only through XLA; both write the same values.
 
@@ -64,10 +65,10 @@ class T5CachedDecoder:
     def _step_heads(self, projector, x):
         """`projector(x)` of one position per row: `[batch, hidden]` ->
         `[batch, heads, 1, head_dim]`. A decoding step keeps its states 2-D,
-        so every projection is one plain matmul."""
-        return ops.reshape(
-            projector(x), (ops.shape(x)[0], self.num_heads, 1, self.head_dim)
-        )
+        so every projection is one plain matmul, and reshapes to constant
+        shapes (the exports never decode an empty batch), so no shape
+        arithmetic enters the loop."""
+        return ops.reshape(projector(x), (-1, self.num_heads, 1, self.head_dim))
 
     def _attend(self, query, keys, values, bias, attention):
         """T5 attention (unscaled scores) of one query position per row on
@@ -77,20 +78,22 @@ class T5CachedDecoder:
         weights = ops.softmax(scores + ops.cast(bias, scores.dtype), axis=-1)
         # [batch, heads, 1, head_dim] -> [batch, heads * head_dim]: with one
         # position no transpose is needed.
-        output = ops.reshape(
-            ops.matmul(weights, values),
-            (ops.shape(query)[0], attention.inner_dim),
-        )
+        output = ops.reshape(ops.matmul(weights, values), (-1, attention.inner_dim))
         return attention.output_projector(output)
 
-    def _write(self, cache, update, index):
+    def _write(self, cache, update, index, rows):
         """`cache` `[batch, heads, length, head_dim]` with position `index`
-        replaced by `update` `[batch, heads, 1, head_dim]`."""
+        replaced by `update` `[batch, heads, 1, head_dim]`. `rows` are the
+        scatter indices of that position (portable mode)."""
         if not self.portable:
             return ops.slice_update(cache, [0, 0, index, 0], update)
-        length = ops.shape(cache)[2]
-        here = ops.equal(ops.arange(length, dtype="int32"), index)
-        return ops.where(ops.reshape(here, (1, 1, length, 1)), update, cache)
+        return ops.scatter_update(cache, rows, update)
+
+    def _rows(self, grid, index):
+        """Scatter indices `[batch, heads, 1, 3]` of position `index`: the
+        (row, head) grid of the context plus the position."""
+        position = ops.full(ops.shape(grid)[:3] + (1,), index, "int32")
+        return ops.concatenate([grid, position], axis=-1)
 
     def init_cache(self, encoder_outputs, encoder_padding_mask, max_length):
         """The per-request context and the initial cache.
@@ -102,8 +105,9 @@ class T5CachedDecoder:
 
         Returns:
             `(context, cache)`. `context` holds what stays fixed while
-            decoding (every layer's cross-attention keys and values and the
-            cross-attention mask bias); `cache` the self-attention keys and
+            decoding (every layer's cross-attention keys and values, the
+            cross-attention mask bias, the cache rows' scatter grid); `cache`
+            the self-attention keys and
             values of every layer (zeros), which each step updates. The
             context is read from outside the decoding loop, not carried
             through it, so no runtime copies it per step.
@@ -125,7 +129,25 @@ class T5CachedDecoder:
         cross_bias = ops.expand_dims(
             ops.expand_dims((1.0 - mask) * MASK_BIAS, 1), 1
         )
-        return (tuple(cross), cross_bias), cache
+        # (row, head) of every cache row that a step writes, for the
+        # portable write (`scatter_update`).
+        shape = (batch_size, self.num_heads, 1, 1)
+        grid = ops.concatenate(
+            [
+                ops.broadcast_to(
+                    ops.reshape(ops.arange(batch_size, dtype="int32"), (-1, 1, 1, 1)),
+                    shape,
+                ),
+                ops.broadcast_to(
+                    ops.reshape(
+                        ops.arange(self.num_heads, dtype="int32"), (1, -1, 1, 1)
+                    ),
+                    shape,
+                ),
+            ],
+            axis=-1,
+        )
+        return (tuple(cross), cross_bias, grid), cache
 
     def step_function(self, context):
         """`step(token_ids, index, cache)` for `decode_tokens`, reading
@@ -151,7 +173,8 @@ class T5CachedDecoder:
             `index + 1`, and the cache with position `index` written.
         """
         self_caches = list(cache)
-        cross_caches, cross_bias = context
+        cross_caches, cross_bias, grid = context
+        rows = self._rows(grid, index) if self.portable else None
         backbone = self.backbone
         x = backbone.token_embedding(token_ids)
         length = ops.shape(self_caches[0])[2]
@@ -173,11 +196,13 @@ class T5CachedDecoder:
                 self_caches[2 * number],
                 self._step_heads(attention.key_projector, h),
                 index,
+                rows,
             )
             values = self._write(
                 self_caches[2 * number + 1],
                 self._step_heads(attention.value_projector, h),
                 index,
+                rows,
             )
             self_caches[2 * number], self_caches[2 * number + 1] = keys, values
             x = x + self._attend(query, keys, values, bias, attention)

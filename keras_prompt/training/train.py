@@ -239,14 +239,10 @@ def train(
                 name="token_accuracy")],
             jit_compile=config.jit_compile and replicas == 1 and not on_tpu,
             steps_per_execution=config.steps_per_execution)
-    # What really runs: Keras turns XLA off under TensorFlow op
-    # determinism; TPUs always compile; several replicas compile per replica.
+    # What really runs: Keras turns XLA off under TensorFlow op determinism
+    # (`compile()` warns); TPUs always compile; several replicas compile per
+    # replica.
     xla = bool(on_tpu or replica_xla or model.jit_compile)
-    if config.jit_compile and not xla:
-        logger.warning(
-            "XLA was requested (jit_compile=True) but Keras runs this model "
-            "without it because TensorFlow op determinism is enabled in this "
-            "process; training is slower.")
     if model.preprocessor is None:
         raise TrainingError(
             "The backbone has no tokenizer (preprocessor); use a preset or "

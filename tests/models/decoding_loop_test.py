@@ -137,13 +137,19 @@ def test_portable_cache_write_equals_slice_update(model):
     portable = T5CachedDecoder(model.backbone, model.logits_from_hidden,
                                portable=True)
     rng = np.random.default_rng(2)
-    cache = rng.normal(size=(2, 2, 7, 8)).astype("float32")
-    update = rng.normal(size=(2, 2, 1, 8)).astype("float32")
+    encoder_outputs = rng.normal(size=(3, 5, 16)).astype("float32")
+    (_, _, grid), (cache, *_) = portable.init_cache(
+        encoder_outputs, np.ones((3, 5), "int32"), 7)
+    cache = rng.normal(size=cache.shape).astype("float32")
+    update = rng.normal(size=(3, 2, 1, 8)).astype("float32")
     for index in (0, 3, 6):
+        expected = cache.copy()
+        expected[:, :, index : index + 1] = update
         np.testing.assert_array_equal(
-            decoder._write(cache, update, index),
-            portable._write(cache, update, index),
-        )
+            decoder._write(cache, update, index, None), expected)
+        np.testing.assert_array_equal(
+            portable._write(cache, update, index, portable._rows(grid, index)),
+            expected)
 
 
 def test_decoding_follows_the_dtype_policy():
