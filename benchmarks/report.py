@@ -12,6 +12,7 @@ load average while it was measured.
 
 import argparse
 import json
+import statistics
 import sys
 
 # PyTorch + PEFT reference on this kind of machine (issue 7; t5-small size,
@@ -125,6 +126,97 @@ def _config_sort(config):
     return order.get(config, 9)
 
 
+def _per_token_table(emit, runtimes, aggregate):
+    """Generation time by number of new tokens: with a cached decoder the
+    cost of one more token does not grow with the tokens already made."""
+    generation = [r for r in runtimes if r["benchmark"] == "runtime_generate"]
+    counts = sorted({_s(r, "new_tokens", 8) for r in generation})
+    if len(counts) < 2:
+        return
+    emit("### Cost per generated token (batch 8, greedy, no early stop)")
+    emit("")
+    emit("Seconds per call for " + " / ".join(map(str, counts)) + " new tokens, "
+         "and the marginal milliseconds per token between them "
+         "((t(n₂) − t(n₁)) / (n₂ − n₁)): flat when each step costs the same.")
+    emit("")
+    spans = list(zip(counts, counts[1:]))
+    emit("| model | runtime | " + " | ".join(f"s / call, {n} tokens" for n in counts)
+         + " | " + " | ".join(f"ms / token, {a}→{b}" for a, b in spans) + " |")
+    emit("|---|---|" + "---|" * (len(counts) + len(spans)))
+    order = {"keras": 0, "savedmodel": 1, "onnxruntime": 2, "tflite": 3}
+    groups = _group(generation, lambda r: (r["config"], _s(r, "runtime")))
+    for key in sorted(groups, key=lambda k: (_config_sort(k[0]), order.get(k[1], 9))):
+        seconds = {}
+        for count in counts:
+            best = _pick([r for r in groups[key] if _s(r, "new_tokens", 8) == count],
+                         aggregate)
+            if best:
+                seconds[count] = best["seconds_per_call"]["median"]
+        cells = [f"{seconds[n]:.3f}" if n in seconds else "–" for n in counts]
+        marginal = [
+            f"{1000 * (seconds[b] - seconds[a]) / (b - a):.1f}"
+            if a in seconds and b in seconds else "–"
+            for a, b in spans
+        ]
+        emit(f"| {key[0]} | {key[1]} | " + " | ".join(cells + marginal) + " |")
+    emit("")
+
+
+def _baseline_table(emit, measured):
+    """`run.py --baseline DIR`: this checkout against another, alternating."""
+    paired = [r for r in measured if r.get("checkout") in ("current", "baseline")]
+    if not any(r["checkout"] == "baseline" for r in paired):
+        return
+    emit("### This checkout vs the baseline checkout (`run.py --baseline`)")
+    emit("")
+    emit("Both checkouts ran every configuration in turn (ABBA over repeats); "
+         "medians over repeats of each run's median.")
+    emit("")
+    emit("| model | work | batch | XLA | current examples/s (runs) | "
+         "baseline examples/s (runs) | current / baseline |")
+    emit("|---|---|---|---|---|---|---|")
+    groups = _group(paired, lambda r: (r["config"], r["benchmark"],
+                                       _s(r, "batch_size"), _s(r, "xla")))
+    for key in sorted(groups, key=lambda k: (_config_sort(k[0]), k[1], k[2], not k[3])):
+        values = {}
+        for side in ("current", "baseline"):
+            values[side] = [_median(r) for r in groups[key]
+                            if r["checkout"] == side and _median(r)]
+        if not values["current"] or not values["baseline"]:
+            continue
+        current = statistics.median(values["current"])
+        baseline = statistics.median(values["baseline"])
+        runs = {side: ", ".join(f"{v:.3g}" for v in values[side]) for side in values}
+        emit(f"| {key[0]} | {key[1]} | {key[2]} | {'on' if key[3] else 'off'} "
+             f"| {current:.3g} ({runs['current']}) | {baseline:.3g} ({runs['baseline']}) "
+             f"| {current / baseline:.2f}× |")
+    emit("")
+
+
+def _optimum_table(emit, records):
+    """`benchmarks/onnx_vs_optimum.py` summary lines."""
+    summaries = [r for r in records
+                 if r.get("benchmark") == "onnx_vs_optimum" and r.get("summary")]
+    if not summaries:
+        return
+    emit("### ONNX greedy decoding vs Hugging Face Optimum (`onnx_vs_optimum.py`)")
+    emit("")
+    emit("Ours: the exported `generate` graph (128 tokens + a 20-token prompt). "
+         "Optimum: a Python greedy loop over its KV-cached encoder / decoder / "
+         "decoder-with-past graphs (148 tokens), in its own venv. Median "
+         "examples/s over alternating rounds.")
+    emit("")
+    emit("| batch | new tokens | ours | Optimum | ours / Optimum | rows stopped early "
+         "| export s | load |")
+    emit("|---|---|---|---|---|---|---|---|")
+    for r in sorted(summaries, key=lambda r: (r["new_tokens"], r["batch"])):
+        emit(f"| {r['batch']} | {r['new_tokens']} | {r['ours_examples_per_second']:.3g} "
+             f"| {r['optimum_examples_per_second']:.3g} | {r['ratio']:.2f}× "
+             f"| {r.get('rows_stopped_early', '?')} | {r.get('export_seconds', 0):.3g} "
+             f"| {r.get('load_average_1m', '?')} |")
+    emit("")
+
+
 def render(records, aggregate="best"):
     out = []
     emit = out.append
@@ -210,7 +302,7 @@ def render(records, aggregate="best"):
         emit("")
         emit("Input 128 tokens, prompt 20. Forward: teacher-forced logits for 8 "
              "target tokens. Generation: `model.generate()` of 8 new tokens "
-             "(greedy, KerasHub cached decoding, no early stop).")
+             "(greedy, the model's cached decoding loop, no early stop).")
         emit("")
         emit("| model | work | batch | XLA | examples/s | vs reference | CPU s/call "
              "| CPU-bound estimate examples/s | load |")
@@ -278,10 +370,9 @@ def render(records, aggregate="best"):
         emit("### Keras vs exported runtimes (same work, batch 8, baked prompt)")
         emit("")
         emit("Forward = logits for 8 target tokens; generation = greedy 8 new "
-             "tokens. The exported generate graphs decode without a cache "
-             "(a plain loop that re-runs the decoder over the prefix: the "
-             "only form tf2onnx and TFLite convert); Keras uses KerasHub's "
-             "cached XLA decoding.")
+             "tokens. Every runtime runs the model's own layers and its one "
+             "cached decoding loop (Keras: `generate()` under XLA; the exports: "
+             "the same loop traced in its portable form).")
         emit("")
         emit("| model | runtime | forward examples/s | generation examples/s | "
              "forward max abs diff vs Keras | generated tokens equal to Keras | load |")
@@ -291,7 +382,8 @@ def render(records, aggregate="best"):
         for key in sorted(groups, key=lambda k: (_config_sort(k[0]), order.get(k[1], 9))):
             items = groups[key]
             f = _pick([r for r in items if r["benchmark"] == "runtime_forward"], aggregate)
-            g = _pick([r for r in items if r["benchmark"] == "runtime_generate"], aggregate)
+            g = _pick([r for r in items if r["benchmark"] == "runtime_generate"
+                       and _s(r, "new_tokens", 8) == 8], aggregate)
             diff = f.get("max_abs_diff_vs_keras") if f else None
             agree = g.get("token_agreement_vs_keras") if g else None
             emit(
@@ -302,6 +394,11 @@ def render(records, aggregate="best"):
                 f"| {_load(f or g)} |"
             )
         emit("")
+
+        _per_token_table(emit, runtimes, aggregate)
+
+    _baseline_table(emit, measured)
+    _optimum_table(emit, records)
 
     # ---- prompt length --------------------------------------------- #
     plen = [r for r in measured if _kind(r) == "prompt_length"]

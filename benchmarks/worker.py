@@ -282,8 +282,8 @@ def _generate_timed(ctx, model, batch, prompts=None):
 
 
 def measure_generate(ctx):
-    """Greedy generation of `new_tokens` tokens (KerasHub cached decoding)
-    examples/s, through the public `model.generate()`."""
+    """Greedy generation of `new_tokens` tokens (the model's one cached
+    decoding loop) examples/s, through the public `model.generate()`."""
     spec = ctx.spec
     model = configs.build_model(spec["config"], spec["prompt_length"])
     xla = bool(spec.get("xla", True))
