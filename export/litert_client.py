@@ -76,23 +76,30 @@ class LiteRTPromptClient(PromptClient):
         self.batch_size = int(metadata["batch_size"])
         self.runner = load_interpreter(path).get_signature_runner()
 
-    def generate_ids(self, texts, tasks=None, prompts=None):
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        feed = self.feed(texts, tasks, prompts)
+    def run_generate(self, feed):
+        """Runs the fixed-batch graph over `feed` in chunks of its batch
+        size, the last one padded with copies of its row 0."""
         size = self.batch_size
-        outputs = []
-        for start in range(0, len(texts), size):
+        total = len(feed["encoder_token_ids"])
+        token_ids, invalid = [], []
+        for start in range(0, total, size):
             chunk = {key: value[start : start + size] for key, value in feed.items()}
             count = len(chunk["encoder_token_ids"])
-            if count < size:  # fixed shapes: pad with copies of row 0
+            if count < size:
                 chunk = {
                     key: np.concatenate(
                         [value, np.repeat(value[:1], size - count, axis=0)]
                     )
                     for key, value in chunk.items()
                 }
-            outputs.append(self.runner(**chunk)["token_ids"][:count])
-        return np.concatenate(outputs)
+            outputs = self.runner(**chunk)
+            token_ids.append(outputs["token_ids"][:count])
+            if "invalid_inputs" in outputs:
+                invalid.append(outputs["invalid_inputs"][:count])
+        return (
+            np.concatenate(token_ids),
+            np.concatenate(invalid) if invalid else None,
+        )
 
 
 def main(argv=None):

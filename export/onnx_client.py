@@ -36,6 +36,7 @@ from prompt_client import print_generated  # noqa: E402
 METADATA_KEY = "keras_prompt.export"
 SENTENCEPIECE_KEY = "keras_prompt.sentencepiece_model"
 DETOKENIZER_KEY = "keras_prompt.detokenizer_model"
+INVALID_INPUTS = "invalid_inputs"
 
 
 class OnnxPromptClient(PromptClient):
@@ -76,7 +77,10 @@ class OnnxPromptClient(PromptClient):
         )
 
     def run_generate(self, feed):
-        return self.session.run(["token_ids"], feed)[0]
+        names = [output.name for output in self.session.get_outputs()]
+        wanted = [name for name in ("token_ids", INVALID_INPUTS) if name in names]
+        outputs = dict(zip(wanted, self.session.run(wanted, feed)))
+        return outputs["token_ids"], outputs.get(INVALID_INPUTS)
 
 
 def main(argv=None):

@@ -42,8 +42,14 @@ def print_generated(client, args):
 class PromptClient:
     """Base of the keras-prompt export clients.
 
-    Subclasses load the model and implement `run_generate(feed) -> token
-    ids`; this class turns strings into feeds and ids back into strings.
+    Subclasses load the model and implement `run_generate(feed) -> (token
+    ids, invalid_inputs or None)`; this class turns strings into feeds, checks
+    the answer and turns ids back into strings.
+
+    Inputs are checked before the model runs (tasks, prompts), and the
+    graph's own verdict (`invalid_inputs`, one flag sum per row; exports
+    made before it existed have none) is checked after: any refused row
+    fails the whole call with a `ValueError` naming the rows and why.
 
     Args:
         metadata: the export's JSON description (dict).
@@ -120,9 +126,33 @@ class PromptClient:
             raise ValueError(
                 f"`prompts` must have shape {expected}; got {prompts.shape}."
             )
-        if not np.all(np.isfinite(prompts)):
-            raise ValueError("`prompts` has NaN or infinite values.")
+        finite = np.isfinite(prompts).all(axis=(1, 2))
+        if not finite.all():
+            raise ValueError(
+                "`prompts` has NaN or infinite values in rows "
+                f"{np.flatnonzero(~finite).tolist()}; send finite prompts."
+            )
         return np.ascontiguousarray(prompts)
+
+    def check_answer(self, invalid_inputs):
+        """Raises `ValueError` naming each row the graph refused and why."""
+        if invalid_inputs is None:
+            return
+        rows = np.flatnonzero(np.asarray(invalid_inputs))
+        if not rows.size:
+            return
+        meanings = self.metadata.get("invalid_inputs_flags", {})
+        details = []
+        for row in rows[:16]:
+            value = int(invalid_inputs[row])
+            reasons = [
+                text for flag, text in meanings.items() if value & int(flag)
+            ] or [f"flags {value}"]
+            details.append(f"row {row}: {', '.join(reasons)}")
+        raise ValueError(
+            f"The model refused {rows.size} of {len(invalid_inputs)} rows "
+            f"({'; '.join(details)})."
+        )
 
     def feed(self, texts, tasks=None, prompts=None, length=None):
         """The input feed of a batch of strings."""
@@ -145,7 +175,11 @@ class PromptClient:
     def generate_ids(self, texts, tasks=None, prompts=None):
         """Strings -> generated token ids `[B, max_decode_length]`."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        return self.run_generate(self.feed(texts, tasks, prompts))
+        token_ids, invalid_inputs = self.run_generate(
+            self.feed(texts, tasks, prompts)
+        )
+        self.check_answer(invalid_inputs)
+        return token_ids
 
     def generate(self, texts, tasks=None, prompts=None):
         """Strings -> generated strings (one per input)."""

@@ -267,3 +267,84 @@ def test_library_rejects_bad_sizes_before_loading_anything(tmp_path):
             train("no-such-preset", task, output_dir=str(tmp_path / "x"),
                   **kwargs)
     assert not (tmp_path / "x").exists()
+
+
+def test_rerun_into_a_finished_output_needs_overwrite(
+        preset, tmp_path, capsys, monkeypatch):
+    """A finished run is refused with the fix; `--overwrite` replaces it; a
+    full disk ends with an error naming the file (no traceback) and the same
+    command resumes."""
+    import errno
+
+    from keras_prompt.prompts import prompt_file
+
+    train_file = write_csv(tmp_path / "train.csv", make_rows(8))
+    val_file = write_csv(tmp_path / "dev.csv", make_rows(4, 50))
+    output = tmp_path / "run"
+    args = _train_args(preset, output, train_file, val_file, "--steps", "2",
+                       "--no-tensorboard")
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"output_dir '{output}' holds a finished run of these settings" \
+        in err and "--overwrite" in err
+
+    metrics_path = str(output / "metrics.json")
+    write = prompt_file.write_file_atomically
+
+    def disk_full_for_metrics(path, data):
+        if os.fspath(path) == metrics_path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(path, data)
+
+    monkeypatch.setattr(prompt_file, "write_file_atomically",
+                        disk_full_for_metrics)
+    longer = [*args, "--prompt-length", "6", "--overwrite"]
+    assert cli.main(longer) == 2
+    err = capsys.readouterr().err
+    assert (f"keras-prompt train: error: [Errno 28] Could not write the "
+            f"metrics '{metrics_path}': No space left on device.") in err
+    assert "Traceback" not in err
+    assert not os.path.exists(metrics_path)
+    prompt, _ = read_prompt_file(output / "prompt.safetensors")
+    assert prompt.shape == (6, 16)  # the new run's, not the old one's
+
+    monkeypatch.undo()
+    assert cli.main(longer) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["config"]["prompt_length"] == 6
+    assert metrics["resumed_from_step"] == 2
+
+
+def test_bad_output_or_prompt_length_is_refused_before_loading(
+        tmp_path, capsys):
+    regular_file = tmp_path / "notes.txt"
+    regular_file.write_text("")
+    args = _train_args("no-such-preset", regular_file, "t.csv", "d.csv")
+    assert cli.main(args) == 2
+    assert (f"keras-prompt train: error: output_dir '{regular_file}' is an "
+            "existing file, not a directory.") in capsys.readouterr().err
+
+    args = _train_args("no-such-preset", tmp_path / "out", "t.csv", "d.csv")
+    args[args.index("--prompt-length") + 1] = "100000"
+    assert cli.main(args) == 2
+    assert ("keras-prompt train: error: prompt_length must be an integer "
+            "from 1 to 4096, got 100000") in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("content", ["text\n", "\n\n"])
+def test_predict_input_file_without_inputs_names_it(tmp_path, content):
+    import argparse
+
+    from keras_prompt.cli.predict_command import read_inputs
+    from keras_prompt.data import DataError
+
+    suffix = ".csv" if content.startswith("text") else ".txt"
+    path = tmp_path / f"inputs{suffix}"
+    path.write_text(content)
+    args = argparse.Namespace(text=[], input_file=str(path), template="{text}")
+    with pytest.raises(DataError, match="holds no inputs") as info:
+        read_inputs(args)
+    assert str(path) in str(info.value)

@@ -64,6 +64,31 @@ def _task_name(name, path, metadata):
     return stem.split(".")[0]
 
 
+def trained_sequence_lengths(metadatas):
+    """The encoder and decoder lengths to export prompts with by default.
+
+    Prompt files record the lengths they were trained with
+    (`encoder_sequence_length`, `decoder_sequence_length`). A bank takes
+    the longest of each, so that no task's inputs are cut shorter than in
+    its training. A length is `None` (the preprocessor's applies) when some
+    file does not record it: files written by keras-prompt 0.1.0 export
+    with the preprocessor's lengths, as they always did.
+
+    Args:
+        metadatas: the prompt files' metadata dicts (`read_prompt_file`).
+
+    Returns:
+        A dict with keys `encoder_sequence_length` and
+        `decoder_sequence_length`, each an integer or `None`.
+    """
+    lengths = {}
+    for key in ("encoder_sequence_length", "decoder_sequence_length"):
+        values = [metadata.get(key) for metadata in metadatas]
+        known = bool(values) and all(value is not None for value in values)
+        lengths[key] = max(int(value) for value in values) if known else None
+    return lengths
+
+
 def add_arguments(parser):
     parser.add_argument(
         "--backbone",
@@ -129,12 +154,15 @@ def add_arguments(parser):
         "--encoder-sequence-length",
         type=positive_int,
         help="serving_default packing length; fixed TFLite encoder length "
-        "(default: the preset's preprocessor)",
+        "(default: the length the prompts were trained with, recorded in "
+        "their files; for files without it and in runtime mode, the preset's "
+        "preprocessor)",
     )
     parser.add_argument(
         "--decoder-sequence-length",
         type=positive_int,
-        help="fixed TFLite forward-graph decoder length (default: the preset's)",
+        help="fixed TFLite forward-graph decoder length (default: the prompts' "
+        "training length, else the preset's)",
     )
     parser.add_argument(
         "--batch-size",
@@ -162,12 +190,14 @@ def _run(args):
     from keras_prompt.prompts.prompt_file import read_prompt_file
 
     entries = []
+    metadatas = []
     for text in args.prompt:
         name, path = parse_prompt_argument(text)
         values, metadata = read_prompt_file(path)
         entries.append(
             (_task_name(name, path, metadata), path, values.shape[0])
         )
+        metadatas.append(metadata)
     mode = args.mode or (
         "runtime" if not entries else "baked" if len(entries) == 1 else "bank"
     )
@@ -209,10 +239,25 @@ def _run(args):
                 "(TF Serving serves the highest), or pass --overwrite."
             )
 
+    # Serving at the training length rather than the preprocessor's
+    # (KerasHub's default is 1024) keeps requests as fast as in training.
+    trained = trained_sequence_lengths(metadatas)
+    encoder_length = (
+        args.encoder_sequence_length or trained["encoder_sequence_length"]
+    )
+    decoder_length = (
+        args.decoder_sequence_length or trained["decoder_sequence_length"]
+    )
+    if encoder_length != args.encoder_sequence_length:
+        logger.info(
+            "Encoder length %d, as the prompts were trained "
+            "(--encoder-sequence-length overrides it).",
+            encoder_length,
+        )
     model = PromptedT5Seq2SeqLM.from_preset(
         args.backbone,
-        encoder_sequence_length=args.encoder_sequence_length,
-        decoder_sequence_length=args.decoder_sequence_length,
+        encoder_sequence_length=encoder_length,
+        decoder_sequence_length=decoder_length,
         prompt_length=prompt_length,
     )
     prompts = None
@@ -264,8 +309,8 @@ def _run(args):
                         prompts=prompts,
                         graph=graph,
                         batch_size=args.batch_size,
-                        encoder_sequence_length=args.encoder_sequence_length,
-                        decoder_sequence_length=args.decoder_sequence_length,
+                        encoder_sequence_length=encoder_length,
+                        decoder_sequence_length=decoder_length,
                         max_decode_length=args.max_decode_length,
                     )
                 )

@@ -82,6 +82,11 @@ def read_inputs(args):
         else:
             with open(path, encoding="utf-8") as file:
                 texts.extend(line.rstrip("\n") for line in file if line.strip())
+    if not texts and args.input_file:
+        raise DataError(
+            f"--input-file {args.input_file} holds no inputs (no rows after "
+            "its header, or only blank lines). Add inputs or pass --text."
+        )
     if not texts:
         raise DataError("Give inputs with --text or --input-file.")
     return texts

@@ -1,5 +1,7 @@
 """`keras-prompt train`: prompt-tune a frozen T5 on a task or your files."""
 
+import sys
+
 from keras_prompt.cli.arguments import add_length_arguments
 from keras_prompt.cli.arguments import add_task_arguments
 from keras_prompt.cli.arguments import positive_float
@@ -11,7 +13,8 @@ DESCRIPTION = (
     "Prompt-tune a frozen T5: writes OUTPUT/prompt.safetensors (best by the "
     "validation metric), OUTPUT/metrics.json, prompt checkpoints, a "
     "preemption backup (rerun the same command to resume) and TensorBoard "
-    "logs."
+    "logs. OUTPUT belongs to one run: a finished run there, or one with other "
+    "settings, is refused unless --overwrite is given."
 )
 
 
@@ -28,6 +31,13 @@ def add_arguments(parser):
         metavar="DIR",
         help="writes DIR/prompt.safetensors (best by the validation metric) "
         "and DIR/metrics.json",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run, or a run with other settings, in DIR: "
+        "its prompt, metrics, checkpoints, backup and logs are deleted "
+        "first (an unfinished run of the same settings is always resumed)",
     )
     add_task_arguments(parser)
     hp = parser.add_argument_group("prompt tuning (paper defaults)")
@@ -158,6 +168,7 @@ def config_from_arguments(args):
         seed=args.seed,
         tensorboard=not args.no_tensorboard,
         verbose="auto" if args.verbose is None else args.verbose,
+        overwrite=args.overwrite,
     )
 
 
@@ -165,13 +176,21 @@ def run(args):
     from keras_prompt.training.train import train
 
     config = config_from_arguments(args).validate()
-    result = train(
-        args.backbone,
-        task_from_arguments(args),
-        output_dir=args.output,
-        config=config,
-        data_dir=args.data_dir,
-    )
+    try:
+        result = train(
+            args.backbone,
+            task_from_arguments(args),
+            output_dir=args.output,
+            config=config,
+            data_dir=args.data_dir,
+        )
+    except OSError as error:
+        # A write failed part way (disk full, permissions): the message names
+        # the file and says how to resume; a traceback would add nothing.
+        if args.log_level == "debug":
+            raise
+        print(f"keras-prompt train: error: {error}", file=sys.stderr)
+        return 2
     metrics = result["metrics"]
     best = metrics.get("best")
     if best:

@@ -35,6 +35,7 @@ import safetensors.numpy
 
 from keras_prompt.prompts.prompt_file import PromptFileError
 from keras_prompt.prompts.prompt_file import backbone_fingerprint
+from keras_prompt.prompts.prompt_file import check_prompt_metadata
 from keras_prompt.prompts.prompt_file import read_prompt_file
 from keras_prompt.prompts.prompt_file import save_prompt_file
 from keras_prompt.prompts.prompt_file import write_file_atomically
@@ -266,6 +267,36 @@ def _read_adapter_weights(adapter_dir):
     return path, tensor, metadata
 
 
+def _read_carried_metadata(weights_path, file_metadata):
+    """The prompt-file metadata that `export_peft` stored in an adapter,
+    minus the keys recomputed on import, checked with the prompt-file rules
+    so that the prompt file written from it loads; `{}` when the adapter has
+    none (a foreign adapter)."""
+    carried = file_metadata.get(_METADATA_KEY)
+    if carried is None:
+        return {}
+    source = f"'{weights_path}' (metadata entry '{_METADATA_KEY}')"
+    fix = (
+        "Correct the value in that entry, delete the entry to import the "
+        "adapter without keras-prompt metadata, or export the adapter again "
+        "with `keras_prompt.convert.export_peft`."
+    )
+    try:
+        metadata = json.loads(carried)
+    except ValueError as error:
+        raise PromptFileError(
+            f"{source} is not JSON ({error}): {carried[:80]!r}. {fix}"
+        ) from error
+    if not isinstance(metadata, dict):
+        raise PromptFileError(
+            f"{source} is {carried[:80]!r}; it must be a JSON object of "
+            f"prompt metadata. {fix}"
+        )
+    metadata = {k: v for k, v in metadata.items() if k not in _DERIVED_KEYS}
+    check_prompt_metadata(metadata, source, fix)
+    return metadata
+
+
 def import_peft(adapter_dir, output_path, *, backbone, task=None):
     """Converts a PEFT prompt-tuning adapter into a keras-prompt prompt file.
 
@@ -284,9 +315,12 @@ def import_peft(adapter_dir, output_path, *, backbone, task=None):
 
     Raises:
         PromptFileError: not a prompt-tuning adapter, a tensor whose shape
-            disagrees with `adapter_config.json`, or a `token_dim` /
+            disagrees with `adapter_config.json`, a `token_dim` /
             `num_layers` / `num_attention_heads` that differs from the
-            backbone's (the message names the field).
+            backbone's (the message names the field), or prompt metadata
+            stored by `export_peft` that breaks the prompt-file rules (see
+            `keras_prompt.prompts.prompt_file.check_prompt_metadata`).
+            Nothing is written then.
 
     Example:
     ```python
@@ -303,6 +337,7 @@ def import_peft(adapter_dir, output_path, *, backbone, task=None):
         raise PromptFileError(f"'{adapter_dir}' is not a directory.")
     config_path, config = _read_adapter_config(adapter_dir)
     weights_path, tensor, file_metadata = _read_adapter_weights(adapter_dir)
+    metadata = _read_carried_metadata(weights_path, file_metadata)
 
     num_virtual_tokens = config["num_virtual_tokens"]
     token_dim = config["token_dim"]
@@ -345,14 +380,6 @@ def import_peft(adapter_dir, output_path, *, backbone, task=None):
             "values."
         )
 
-    metadata = {}
-    carried = file_metadata.get(_METADATA_KEY)
-    if carried:
-        try:
-            metadata.update(json.loads(carried))
-        except ValueError:
-            pass  # Foreign or damaged extra entry: ignore it.
-    metadata = {k: v for k, v in metadata.items() if k not in _DERIVED_KEYS}
     if not metadata:  # A foreign adapter (not written by export_peft).
         metadata["source"] = "peft"
         metadata["initializer"] = "peft:" + str(config.get("prompt_tuning_init"))

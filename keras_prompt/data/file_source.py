@@ -1,5 +1,6 @@
 """Read CSV, TSV and JSONL files with a label column."""
 
+import codecs
 import csv
 import json
 import os
@@ -22,41 +23,140 @@ def infer_file_format(path):
     )
 
 
-def read_rows(path, file_format):
-    """The header and `(line_number, row dict)` of every data row of a
-    CSV/TSV/JSONL file (`file_format` from `infer_file_format`)."""
-    if file_format in ("csv", "tsv"):
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(
-                f, delimiter="\t" if file_format == "tsv" else ","
-            )
-            header = reader.fieldnames or []
-            rows = []
-            for row in reader:
-                rows.append((reader.line_num, row))
-        return header, rows
+def _decoded_lines(path):
+    """The lines of a UTF-8 text file, line endings kept.
+
+    A leading byte-order mark is dropped (`utf-8-sig` semantics: spreadsheet
+    programs write one, and it would otherwise join the first column's
+    name). Decoding line by line keeps the line number of a byte that is not
+    UTF-8, and is exact: a newline byte never occurs inside a multi-byte
+    UTF-8 character.
+    """
+    with open(path, "rb") as f:
+        for line_number, raw_line in enumerate(f, start=1):
+            if line_number == 1 and raw_line.startswith(codecs.BOM_UTF8):
+                raw_line = raw_line[len(codecs.BOM_UTF8):]
+            try:
+                yield raw_line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                column = len(raw_line[: e.start].decode("utf-8")) + 1
+                raise DataError(
+                    f"Line {line_number} of '{path}' is not UTF-8 at column "
+                    f"{column}: byte 0x{raw_line[e.start]:02x} ({e.reason}). "
+                    "Re-encode the file as UTF-8 (for example with `iconv -f "
+                    "latin1 -t utf-8`, or a spreadsheet's \"CSV UTF-8\" "
+                    "format)."
+                ) from e
+
+
+def _read_delimited_rows(path, file_format):
+    """The header and `(line_number, row dict)` of a CSV or TSV file, every
+    row checked to have exactly one field per header column."""
+    # How errors describe the separator, a quoted field and a header row.
+    if file_format == "tsv":
+        delimiter, separator = "\t", "tab"
+        quote_hint = "contain a tab"
+        header_example = "premise<TAB>hypothesis<TAB>label"
+    else:
+        delimiter, separator = ",", "comma"
+        quote_hint = 'contain a comma (e.g. "a, b")'
+        header_example = "premise,hypothesis,label"
+    reader = csv.reader(_decoded_lines(path), delimiter=delimiter)
+    header = None
+    header_line = None
+    rows = []
+    # A quoted field may span lines: a record starts on the line after the
+    # previous record ended, which is the line to point the user at.
+    next_record_line = 1
+    try:
+        for fields in reader:
+            line = next_record_line
+            next_record_line = reader.line_num + 1
+            if not fields:
+                continue  # A blank line, skipped as `csv.DictReader` does.
+            if header is None:
+                header, header_line = fields, line
+                repeated = [c for i, c in enumerate(header) if c in header[:i]]
+                if repeated:
+                    raise DataError(
+                        f"The header (line {line}) of '{path}' names "
+                        f"{repeated} more than once ({header}); rename the "
+                        "repeats, or each row keeps only the last value of "
+                        "a repeated column."
+                    )
+                continue
+            if len(fields) != len(header):
+                counts = (
+                    f"Line {line} of '{path}' has {len(fields)} "
+                    f"field{'' if len(fields) == 1 else 's'} but the header "
+                    f"(line {header_line}) has {len(header)} columns {header}"
+                )
+                if len(fields) > len(header):
+                    raise DataError(
+                        f"{counts}; the extra {fields[len(header):]} would be "
+                        f"lost. Quote fields that {quote_hint}, or remove the "
+                        "extra fields."
+                    )
+                raise DataError(
+                    f"{counts}; it has no value for {header[len(fields):]}. "
+                    "Add the missing fields (an empty field still needs its "
+                    f"{separator}), or fix the row."
+                )
+            rows.append((line, dict(zip(header, fields))))
+    except csv.Error as e:
+        raise DataError(
+            f"Line {reader.line_num} of '{path}' is not valid "
+            f"{file_format.upper()} ({e})."
+        ) from e
+    if header is None:
+        raise DataError(
+            f"'{path}' is empty: it has no header row. The first line of a "
+            f"{file_format.upper()} file names its columns, e.g. "
+            f"{header_example}."
+        )
+    return header, rows
+
+
+def _read_json_lines(path):
+    """The header (the first object's keys) and `(line_number, row dict)`
+    of a JSONL file; blank lines are skipped."""
     rows = []
     header = None
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"Line {line_number} of '{path}' is not valid JSON ({e}); "
-                    "JSONL files need one JSON object per line."
-                ) from e
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"Line {line_number} of '{path}' is a JSON "
-                    f"{type(row).__name__}, not an object with named fields."
-                )
-            if header is None:
-                header = list(row.keys())
-            rows.append((line_number, row))
+    for line_number, line in enumerate(_decoded_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"Line {line_number} of '{path}' is not valid JSON at column "
+                f"{e.colno} ({e.msg}): {line.strip()[:80]!r}. JSONL files "
+                "need one JSON object per line."
+            ) from e
+        if not isinstance(row, dict):
+            raise DataError(
+                f"Line {line_number} of '{path}' is a JSON "
+                f"{type(row).__name__}, not an object with named fields; "
+                "write each line as an object such as "
+                '{"premise": "...", "label": "yes"}.'
+            )
+        if header is None:
+            header = list(row.keys())
+        rows.append((line_number, row))
     return header or [], rows
+
+
+def read_rows(path, file_format):
+    """The header and `(line_number, row dict)` of every data row of a
+    CSV/TSV/JSONL file (`file_format` from `infer_file_format`).
+
+    The file must be UTF-8 (a leading byte-order mark is ignored). A CSV/TSV
+    file needs a header row, and every data row exactly one field per header
+    column. Errors name the file and the line.
+    """
+    if file_format in ("csv", "tsv"):
+        return _read_delimited_rows(path, file_format)
+    return _read_json_lines(path)
 
 
 def _to_text(value):
@@ -159,9 +259,7 @@ class FileSource:
         labels = []
         for line, row in rows:
             for column in needed:
-                if column not in row or (
-                    file_format != "jsonl" and row[column] is None
-                ):
+                if column not in row:
                     raise DataError(
                         f"Column '{column}' is missing from line {line} of "
                         f"'{path}' (the row has {sorted(row)}). Fix the row, "

@@ -39,7 +39,8 @@ class TemplateFormatter:
         except ValueError as e:
             raise DataError(
                 f"Cannot parse the template {template!r}: {e}. Use {{column}} "
-                "for a column and {{{{ / }}}} for literal braces."
+                # Not an f-string: the braces below are printed as written.
+                "for a column and {{ / }} for literal braces."
             ) from e
         columns = []
         for literal, field, spec, conversion in parsed:

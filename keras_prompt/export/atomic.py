@@ -5,71 +5,77 @@ moved into place with a single `os.rename`/`os.replace`, so a reader (TF
 Serving polling a model directory, a client opening a file) sees either
 nothing or the complete artifact. TF Serving only loads version directories
 whose names are integers, so the hidden `.tmp-...` build directory is never
-picked up.
+picked up. The temporary paths belong to their process for as long as it
+runs; each new export removes those that a killed export left behind in the
+same directory (see `keras_prompt.utils.owned_temp_path`). What is placed
+has the permissions the process umask gives any new file or directory.
 """
 
 import contextlib
 import os
-import shutil
-import tempfile
+import stat
+
+# The exporters' file writes are the library's one atomic file write.
+from keras_prompt.utils.atomic_file import atomic_file  # noqa: F401
+from keras_prompt.utils.owned_temp_path import OwnedTempPath
 
 
 @contextlib.contextmanager
 def atomic_directory(destination, overwrite=False):
     """Yields a temporary directory that becomes `destination` on success.
 
-    On any exception the temporary directory is deleted and `destination`
-    is left untouched.
+    The directory and every directory created in it get the permissions of
+    any new directory under the process umask (`0o755` under umask 022), so
+    a TF Serving process running as another user can read the export. On
+    any exception the temporary directory is deleted and `destination` is
+    left untouched (an interrupted replacement puts the previous version
+    back).
 
     Args:
         destination: final directory path (must not exist unless
             `overwrite`).
         overwrite: replace an existing `destination`.
+
+    Example:
+    ```python
+    with atomic_directory("serving/t5_prompts/2") as temp_dir:
+        tf.saved_model.save(module, temp_dir)
+    ```
     """
     destination = os.path.abspath(os.fspath(destination))
-    parent = os.path.dirname(destination)
-    if os.path.exists(destination) and not overwrite:
-        raise FileExistsError(
-            f"'{destination}' already exists. Export to a new version number "
-            "(TF Serving picks up the highest), or pass overwrite=True."
-        )
-    os.makedirs(parent, exist_ok=True)
-    temp = tempfile.mkdtemp(
-        prefix=".tmp-" + os.path.basename(destination) + "-", dir=parent
-    )
+    # The leftovers of a killed export are settled first: a killed
+    # replacement may have left the previous version only in its swap path.
+    owned = OwnedTempPath(destination, directory=True)
     try:
-        yield temp
-        old = None
-        if os.path.exists(destination):
-            old = tempfile.mkdtemp(
-                prefix=".old-" + os.path.basename(destination) + "-", dir=parent
+        if os.path.exists(destination) and not overwrite:
+            raise FileExistsError(
+                f"'{destination}' already exists. Export to a new version "
+                "number (TF Serving picks up the highest), or pass "
+                "overwrite=True."
             )
-            os.rmdir(old)
-            os.rename(destination, old)
-        os.rename(temp, destination)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+        yield owned.path
+        _set_directory_modes(owned.path, owned.mode)
+        if overwrite and os.path.exists(destination):
+            os.rename(destination, owned.swap_path)
+        os.rename(owned.path, destination)
+    finally:
+        # Removes the replaced version, or whatever is left of a failed
+        # build.
+        owned.release()
 
 
-@contextlib.contextmanager
-def atomic_file(destination):
-    """Yields a temporary file path that replaces `destination` on success."""
-    destination = os.path.abspath(os.fspath(destination))
-    parent = os.path.dirname(destination)
-    os.makedirs(parent, exist_ok=True)
-    handle, temp = tempfile.mkstemp(
-        prefix="." + os.path.basename(destination) + ".",
-        suffix=".tmp",
-        dir=parent,
-    )
-    os.close(handle)
-    try:
-        yield temp
-        os.replace(temp, destination)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+def _set_directory_modes(root, mode):
+    """Gives the directories under `root` the permission bits `mode`.
+
+    TensorFlow creates a SavedModel's subdirectories (`variables/`,
+    `assets/`) with a fixed `0o755` less the umask rather than the `0o777`
+    less the umask of any new directory (under umask 002 they would lack
+    the group write bit).
+    """
+    for current, directories, _ in os.walk(root):
+        for name in directories:
+            path = os.path.join(current, name)
+            if os.path.islink(path):
+                continue
+            bits = stat.S_IMODE(os.lstat(path).st_mode)
+            os.chmod(path, (bits & ~0o777) | (mode & 0o777))

@@ -75,7 +75,7 @@ class ExportModule(tf.Module):
     `forward` runs the model's own `encode`/`decode` (the KerasHub
     backbone's layers) and `greedy_generate` the model's `generate_step`,
     i.e. keras-prompt's one cached decoding loop, in its portable form (the
-    same results through ops every converter takes: `where` cache writes,
+    same results through ops every converter takes: scatter cache writes,
     `tf.argmax`). Nothing here re-implements the network. The module tracks
     the backbone's variables and the export's prompts, so a SavedModel of it
     loads with TensorFlow alone. A model running in another dtype (mixed
@@ -85,9 +85,8 @@ class ExportModule(tf.Module):
     - `"baked"`: one prompt `[P, H]` frozen in.
     - `"runtime"`: the caller passes `prompts` `[B, P, H]`.
     - `"bank"`: `N` prompts `[N, P, H]` frozen in; each example picks one by
-      integer task id (`task_ids` `[B]`). Ids outside `[0, N)` are mapped to
-      index `N`, outside the bank, so every runtime raises an out-of-bounds
-      error instead of returning another task's prompt.
+      integer task id (`task_ids` `[B]`, checked by the caller: see
+      `input_checks`).
 
     Args:
         model: a `keras_prompt.PromptedT5Seq2SeqLM`.
@@ -116,6 +115,7 @@ class ExportModule(tf.Module):
         self.mode = mode
         self.prompt_length = int(model.prompt_length)
         self.hidden_dim = int(model.hidden_dim)
+        self.vocabulary_size = int(model.backbone.vocabulary_size)
         self.end_token_id = int(end_token_id)
         self.num_tasks = 0
         if mode == "baked":
@@ -143,15 +143,10 @@ class ExportModule(tf.Module):
         )
 
     def bank_prompts(self, task_ids):
-        """Each example's prompt from the bank by integer id; out-of-range
-        (including negative) ids go to index `num_tasks`, which is out of
-        bounds in every runtime, so they fail loudly."""
-        task_ids = tf.cast(task_ids, tf.int32)
-        valid = tf.logical_and(task_ids >= 0, task_ids < self.num_tasks)
-        safe_ids = tf.where(
-            valid, task_ids, tf.fill(tf.shape(task_ids), self.num_tasks)
-        )
-        return tf.gather(self.prompt_bank, safe_ids)
+        """Each example's prompt from the bank by integer id, in
+        `[0, num_tasks)` (the SavedModel asserts it; the plain graphs
+        replace bad ids and answer those rows apart)."""
+        return tf.gather(self.prompt_bank, tf.cast(task_ids, tf.int32))
 
     def forward(
         self,

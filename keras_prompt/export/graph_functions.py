@@ -1,13 +1,22 @@
 """The plain-ops graphs shared by the ONNX and TFLite exporters.
 
 Unlike the SavedModel signatures they have no string inputs and no asserts
-(neither converter keeps them): `task` is an int32 id, and ids outside the
-bank are mapped to an out-of-bounds index so the runtime's `Gather` fails.
+(neither converter keeps them): `task` is an int32 id, and a row with a bad
+input gets a defined answer (token ids 0, logits NaN) and its reasons in the
+`invalid_inputs` output (see `input_checks`), never another row's prompt.
 """
 
 import tensorflow as tf
 
+from keras_prompt.export.input_checks import RowProblems
+
 GRAPHS = ("forward", "generate")
+INVALID_INPUTS = "invalid_inputs"
+
+
+def output_names(graph):
+    """The outputs of a plain graph: its result and `invalid_inputs`."""
+    return ["logits" if graph == "forward" else "token_ids", INVALID_INPUTS]
 
 
 def check_graph_argument(graph):
@@ -56,7 +65,9 @@ def io_specs(
 
 def graph_function(core, graph, max_decode_length, specs, weights=None):
     """A `tf.function` over `specs` computing `{"logits"}` or
-    `{"token_ids"}` with plain TF ops (no asserts, no strings).
+    `{"token_ids"}`, plus `invalid_inputs` (int32 `[B]`, 0 for a valid row,
+    else the sum of its `input_checks` flags), with plain TF ops (no
+    asserts, no strings).
 
     With `weights` (Keras variables), the function takes their values as
     extra trailing inputs named `weight_<i>` and reads them in place of the
@@ -66,6 +77,8 @@ def graph_function(core, graph, max_decode_length, specs, weights=None):
     names = [spec.name for spec in specs]
 
     def compute(named):
+        problems = RowProblems(named, core.vocabulary_size, core.num_tasks)
+        named = problems.inputs
         batch_size = tf.shape(named["encoder_token_ids"])[0]
         if core.mode == "baked":
             prompts = core.baked_prompts(batch_size)
@@ -81,14 +94,17 @@ def graph_function(core, graph, max_decode_length, specs, weights=None):
                 named["decoder_padding_mask"],
                 prompts,
             )
-            return {"logits": logits}
-        token_ids = core.greedy_generate(
-            named["encoder_token_ids"],
-            named["encoder_padding_mask"],
-            prompts,
-            max_decode_length,
-        )
-        return {"token_ids": token_ids}
+            result = {"logits": problems.answer(logits, float("nan"))}
+        else:
+            token_ids = core.greedy_generate(
+                named["encoder_token_ids"],
+                named["encoder_padding_mask"],
+                prompts,
+                max_decode_length,
+            )
+            result = {"token_ids": problems.answer(token_ids, 0)}
+        result[INVALID_INPUTS] = problems.flags
+        return result
 
     def run(*args):
         named = dict(zip(names, args[: len(names)]))

@@ -36,6 +36,17 @@ def text_rule(model):
 
 
 def encoder_sequence_length(model, default=512):
+    """The encoder length an export packs text to: the preprocessor's.
+
+    `keras-prompt export` builds the model's preprocessor with the length
+    the prompt files were trained with (see
+    `keras_prompt.cli.export_command.trained_sequence_lengths`), so this is
+    that length unless `--encoder-sequence-length` overrides it.
+
+    Args:
+        model: a `keras_prompt.PromptedT5Seq2SeqLM`.
+        default: the length without a preprocessor.
+    """
     preprocessor = getattr(model, "preprocessor", None)
     length = getattr(preprocessor, "encoder_sequence_length", None)
     return int(length) if length else int(default)

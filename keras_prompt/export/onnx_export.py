@@ -6,7 +6,6 @@ import logging
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from keras_prompt.export import metadata as metadata_lib
 from keras_prompt.export.atomic import atomic_file
@@ -15,6 +14,8 @@ from keras_prompt.export.export_prompts import ExportPrompts
 from keras_prompt.export.graph_functions import check_graph_argument
 from keras_prompt.export.graph_functions import graph_function
 from keras_prompt.export.graph_functions import io_specs
+from keras_prompt.export.graph_functions import output_names
+from keras_prompt.export.input_checks import describe_flags
 from keras_prompt.export.onnx_loop_invariants import hoist_loop_invariants
 
 logger = logging.getLogger(__name__)
@@ -174,10 +175,14 @@ def export_onnx(
     - `graph="generate"`: `encoder_token_ids`, `encoder_padding_mask`
       (+ `task` | `prompts`) -> `token_ids` int32 `[B, max_decode_length]`
       (column 0 is the start token 0; 0 after each row's first `</s>`).
-
-    A task id outside `[0, num_tasks)` makes onnxruntime fail with an
-    out-of-bounds `Gather` error (never another task's prompt); the client
-    checks ids first and names the bad one.
+    - Both also output `invalid_inputs` int32 `[B]`: 0 for a valid row;
+      for a row with a token id outside `[0, V)` (1), a padding-mask value
+      other than 0/1 (2), a task id outside `[0, num_tasks)` or no task
+      for it (4), or a NaN/infinite prompt or none for it (8), the sum of
+      those flags. Such a row's `token_ids` are all 0 and its `logits` NaN;
+      the other rows are unaffected, and no row ever runs with another
+      task's prompt or without one. The clients in `export/` check their
+      inputs first and name the bad one.
 
     The file is written atomically and only after it passes `onnx.checker`,
     has exactly the expected inputs (a captured eager tensor would appear
@@ -222,7 +227,7 @@ def export_onnx(
     function = graph_function(
         core, graph, int(max_decode_length), specs, weights=weights
     )
-    output_name = "logits" if graph == "forward" else "token_ids"
+    outputs = output_names(graph)
     description = metadata_lib.export_metadata(
         model,
         resolved,
@@ -230,9 +235,10 @@ def export_onnx(
         graph=graph,
         max_decode_length=int(max_decode_length),
         inputs=[spec.name for spec in specs],
-        outputs=[output_name],
+        outputs=outputs,
         task_input="int32 task id" if mode == "bank" else None,
     )
+    description["invalid_inputs_flags"] = describe_flags()
     path = os.path.abspath(os.fspath(path))
     with atomic_file(path) as temp_path:
         try:
@@ -263,7 +269,7 @@ def export_onnx(
         validate_onnx(
             temp_path,
             [spec.name for spec in specs],
-            [output_name],
+            outputs,
             smoke_feed=_smoke_feed(specs),
             display_name=path,
         )

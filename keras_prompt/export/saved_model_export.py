@@ -10,6 +10,8 @@ from keras_prompt.export import metadata as metadata_lib
 from keras_prompt.export.atomic import atomic_directory
 from keras_prompt.export.export_error import ExportError
 from keras_prompt.export.export_prompts import ExportPrompts
+from keras_prompt.export.input_checks import assert_one_row_each
+from keras_prompt.export.input_checks import assert_valid
 from keras_prompt.export.warmup_requests import write_warmup_requests
 
 logger = logging.getLogger(__name__)
@@ -102,21 +104,22 @@ class _ServingModule(tf.Module):
         if core.mode == "baked":
             return core.baked_prompts(batch_size)
         if core.mode == "bank":
-            check = tf.debugging.assert_equal(
-                tf.shape(extra)[0],
-                batch_size,
-                message="`task` must have one entry per example",
+            check = assert_one_row_each(
+                extra, batch_size, "`task` must have one task per example"
             )
             with tf.control_dependencies([check]):
                 ids = task_ids_from_strings(extra, self._task_names)
             return core.bank_prompts(ids)
-        check = tf.debugging.assert_equal(
-            tf.shape(extra)[0],
-            batch_size,
-            message="`prompts` must have one [prompt_length, hidden_dim] "
-            "prompt per example",
-        )
-        with tf.control_dependencies([check]):
+        checks = [
+            assert_one_row_each(
+                extra,
+                batch_size,
+                "`prompts` must have one [prompt_length, hidden_dim] prompt "
+                "per example",
+            )
+        ]
+        checks += assert_valid({"prompts": extra}, core.vocabulary_size)
+        with tf.control_dependencies(checks):
             return tf.identity(extra)
 
     # ---- text ------------------------------------------------------- #
@@ -176,13 +179,34 @@ class _ServingModule(tf.Module):
         return [(name, {**inputs[name], **extra}) for name in signature_names]
 
     # ---- signatures ------------------------------------------------- #
-    def _check_pair(self, ids, mask, what):
-        return tf.debugging.assert_equal(
-            tf.shape(ids),
-            tf.shape(mask),
-            message=f"{what}_token_ids and {what}_padding_mask must have the "
-            "same shape",
-        )
+    def _checked(self, named, extra):
+        """The token inputs `named` and the examples' prompts, as read after
+        every check of the request passed (shapes, ids, masks, `task` /
+        `prompts`), so that no layer sees an input before it is checked."""
+        checks = []
+        for side in ("encoder", "decoder"):
+            if f"{side}_token_ids" in named:
+                checks.append(
+                    tf.debugging.assert_equal(
+                        tf.shape(named[f"{side}_token_ids"]),
+                        tf.shape(named[f"{side}_padding_mask"]),
+                        message=f"{side}_token_ids and {side}_padding_mask "
+                        "must have the same shape",
+                    )
+                )
+        batch_size = tf.shape(named["encoder_token_ids"])[0]
+        if "decoder_token_ids" in named:
+            checks.append(
+                tf.debugging.assert_equal(
+                    batch_size,
+                    tf.shape(named["decoder_token_ids"])[0],
+                    message="encoder and decoder inputs need the same batch size",
+                )
+            )
+        checks += assert_valid(named, self.core.vocabulary_size)
+        with tf.control_dependencies(checks):
+            checked = {name: tf.identity(value) for name, value in named.items()}
+            return checked, self._prompts(batch_size, extra)
 
     def signatures(self):
         core = self.core
@@ -204,39 +228,35 @@ class _ServingModule(tf.Module):
             decoder_padding_mask,
             extra=None,
         ):
-            checks = [
-                self._check_pair(
-                    encoder_token_ids, encoder_padding_mask, "encoder"
-                ),
-                self._check_pair(
-                    decoder_token_ids, decoder_padding_mask, "decoder"
-                ),
-                tf.debugging.assert_equal(
-                    tf.shape(encoder_token_ids)[0],
-                    tf.shape(decoder_token_ids)[0],
-                    message="encoder and decoder inputs need the same batch size",
-                ),
-            ]
-            with tf.control_dependencies(checks):
-                prompts = self._prompts(tf.shape(encoder_token_ids)[0], extra)
+            named, prompts = self._checked(
+                {
+                    "encoder_token_ids": encoder_token_ids,
+                    "encoder_padding_mask": encoder_padding_mask,
+                    "decoder_token_ids": decoder_token_ids,
+                    "decoder_padding_mask": decoder_padding_mask,
+                },
+                extra,
+            )
             logits = core.forward(
-                encoder_token_ids,
-                encoder_padding_mask,
-                decoder_token_ids,
-                decoder_padding_mask,
+                named["encoder_token_ids"],
+                named["encoder_padding_mask"],
+                named["decoder_token_ids"],
+                named["decoder_padding_mask"],
                 prompts,
             )
             return {"logits": logits}
 
         def generate_fn(encoder_token_ids, encoder_padding_mask, extra=None):
-            check = self._check_pair(
-                encoder_token_ids, encoder_padding_mask, "encoder"
+            named, prompts = self._checked(
+                {
+                    "encoder_token_ids": encoder_token_ids,
+                    "encoder_padding_mask": encoder_padding_mask,
+                },
+                extra,
             )
-            with tf.control_dependencies([check]):
-                prompts = self._prompts(tf.shape(encoder_token_ids)[0], extra)
             token_ids = core.greedy_generate(
-                encoder_token_ids,
-                encoder_padding_mask,
+                named["encoder_token_ids"],
+                named["encoder_padding_mask"],
                 prompts,
                 self._max_decode_length,
             )
@@ -311,8 +331,13 @@ def export_saved_model(
       float32[B, T, V]}`.
 
     `task` (mode `"bank"`) is a task name or a decimal task id (`"0"`,
-    `"1"`, ...); an unknown name or out-of-range id fails the request with
-    `InvalidArgument` naming it. `prompts` exists in mode `"runtime"` only.
+    `"1"`, ...). `prompts` exists in mode `"runtime"` only. A request with
+    any bad example fails as a whole, before any work, with
+    `InvalidArgument` naming the input, the rows and the values: an unknown
+    task name or out-of-range id, a `task` or `prompts` count other than
+    the batch's, a NaN or infinite prompt value, a token id outside
+    `[0, V)`, a padding-mask value other than 0 and 1, or token ids and
+    mask of different shapes.
 
     Args:
         model: a `keras_prompt.PromptedT5Seq2SeqLM`. Its preprocessor's

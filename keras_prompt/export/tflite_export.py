@@ -15,6 +15,8 @@ from keras_prompt.export.export_prompts import ExportPrompts
 from keras_prompt.export.graph_functions import check_graph_argument
 from keras_prompt.export.graph_functions import graph_function
 from keras_prompt.export.graph_functions import io_specs
+from keras_prompt.export.graph_functions import output_names
+from keras_prompt.export.input_checks import describe_flags
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +69,9 @@ def export_tflite(
     `task` (int32 `[batch]`, bank) or `prompts` (float32 `[batch, P, H]`,
     runtime); outputs `logits` (float32 `[batch, T, V]`) or `token_ids`
     (int32 `[batch, max_decode_length]`; start token 0 in column 0, 0 after
-    each row's first `</s>`). A task id outside the bank makes the
-    interpreter's `GATHER` fail ("gather index out of bounds").
+    each row's first `</s>`), and `invalid_inputs` (int32 `[batch]`): a row
+    with a bad token id, mask value, task id or prompt gets token ids 0 /
+    NaN logits and its reasons there, as in `export_onnx`.
 
     A JSON description (task names, lengths, special ids) is written next
     to the model as `<path>.json`. The model is converted, loaded in an
@@ -129,7 +132,7 @@ def export_tflite(
         decoder_length=int(decoder_sequence_length or 0) or None,
     )
     function = graph_function(core, graph, int(max_decode_length), specs)
-    output_name = "logits" if graph == "forward" else "token_ids"
+    expected_outputs = sorted(output_names(graph))
     try:
         concrete = function.get_concrete_function()
         converter = tf.lite.TFLiteConverter.from_concrete_functions(
@@ -147,13 +150,14 @@ def export_tflite(
         runner = interpreter.get_signature_runner()
         inputs = sorted(runner.get_input_details())
         outputs = sorted(runner.get_output_details())
-        if inputs != sorted(spec.name for spec in specs) or outputs != [
-            output_name
-        ]:
+        if (
+            inputs != sorted(spec.name for spec in specs)
+            or outputs != expected_outputs
+        ):
             raise ExportError(
                 f"The TFLite model has inputs {inputs} and outputs {outputs}; "
                 f"expected {sorted(spec.name for spec in specs)} and "
-                f"['{output_name}']."
+                f"{expected_outputs}."
             )
         runner(**_smoke_feed(specs))
     except ExportError:
@@ -174,8 +178,9 @@ def export_tflite(
         ),
         max_decode_length=int(max_decode_length),
         inputs=[spec.name for spec in specs],
-        outputs=[output_name],
+        outputs=output_names(graph),
     )
+    description["invalid_inputs_flags"] = describe_flags()
     tokenizer = metadata_lib.tokenizer_of(model)
     if tokenizer is not None:
         # For `export/litert_client.py`: text in and out without keras-prompt.

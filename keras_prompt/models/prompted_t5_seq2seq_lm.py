@@ -340,13 +340,16 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             prompts = self.prompt_bank.select(tasks)
         if prompts is None:
             return None
-        if not ops.is_tensor(prompts):
-            prompts = np.asarray(prompts, "float32")
-            if not np.all(np.isfinite(prompts)):
+        if not ops.is_tensor(prompts) or tf.executing_eagerly():
+            values = np.asarray(prompts, "float32")
+            finite = np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
+            if values.ndim == 3 and not finite.all():
                 raise ValueError(
-                    "`prompts` has NaN or infinite values; every example "
-                    "needs a finite prompt."
+                    "`prompts` has NaN or infinite values in rows "
+                    f"{np.flatnonzero(~finite).tolist()}: every example needs "
+                    "a finite prompt (a diverged or corrupt prompt?)."
                 )
+            prompts = values
         prompts = ops.cast(prompts, "float32")
         self.prompt_layer.check_prompt_shape(prompts)
         if batch_size is not None and isinstance(batch_size, int):
@@ -705,9 +708,20 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
         """SHA-256 of the backbone's token embedding and architecture."""
         return prompt_file.backbone_fingerprint(self.backbone)
 
-    def save_prompt(self, path, task=None, labels=None, training_steps=None):
+    def save_prompt(
+        self,
+        path,
+        task=None,
+        labels=None,
+        training_steps=None,
+        encoder_sequence_length=None,
+        decoder_sequence_length=None,
+    ):
         """Saves the prompt and its metadata to a `.safetensors` file,
         atomically (see `keras_prompt.prompts.save_prompt_file`).
+
+        The file records the sequence lengths the prompt was trained with;
+        exports of it default to them (`keras-prompt export`).
 
         Args:
             path: destination file.
@@ -715,12 +729,25 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             labels: the task's label words (defaults to the model's).
             training_steps: steps trained (defaults to the optimizer's
                 iteration count when the model has been trained).
+            encoder_sequence_length, decoder_sequence_length: the lengths
+                the prompt was trained with (default: the preprocessor's;
+                not recorded without a preprocessor). Pass them when
+                training fed batches of other lengths than the
+                preprocessor's.
 
         Returns:
             The path written.
         """
         if training_steps is None and getattr(self, "optimizer", None):
             training_steps = int(self.optimizer.iterations.numpy())
+        if encoder_sequence_length is None:
+            encoder_sequence_length = getattr(
+                self.preprocessor, "encoder_sequence_length", None
+            )
+        if decoder_sequence_length is None:
+            decoder_sequence_length = getattr(
+                self.preprocessor, "decoder_sequence_length", None
+            )
         initializer = self.prompt_initializer
         metadata = {
             "backbone_fingerprint": self.backbone_fingerprint(),
@@ -730,6 +757,9 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             if isinstance(initializer, str)
             else type(initializer).__name__,
             "training_steps": training_steps,
+            # `None` (no preprocessor) is left out of the file.
+            "encoder_sequence_length": encoder_sequence_length,
+            "decoder_sequence_length": decoder_sequence_length,
         }
         path = prompt_file.save_prompt_file(path, self.get_prompt(), metadata)
         logger.debug("Saved prompt to %s", path)

@@ -9,13 +9,15 @@ string metadata. Nothing is ever unpickled.
 
 import hashlib
 import json
+import numbers
 import os
-import tempfile
+import re
 
 import numpy as np
 import safetensors
 import safetensors.numpy
 
+from keras_prompt.utils.atomic_file import atomic_file
 from keras_prompt.version import __version__
 
 FORMAT_NAME = "keras_prompt.prompt"
@@ -24,7 +26,19 @@ PROMPT_TENSOR_NAME = "prompt"
 # Metadata values that are stored JSON-encoded (safetensors metadata is
 # `str -> str`).
 _JSON_KEYS = ("labels",)
-_INT_KEYS = ("prompt_length", "hidden_dim", "training_steps")
+# Integer metadata keys (stored as decimal text) and the smallest value each
+# may hold. The sequence lengths were added after release 0.1.0: they are
+# optional, so files written by 0.1.0 still load.
+_INT_KEY_MINIMUMS = {
+    "prompt_length": 1,
+    "hidden_dim": 1,
+    "training_steps": 0,
+    "encoder_sequence_length": 1,
+    "decoder_sequence_length": 1,
+}
+# Plain decimal text only: `int()` would also take "+4", " 4", "4_000" and
+# non-ASCII digits, none of which a writer of ours produces.
+_DECIMAL_INTEGER = re.compile(r"-?[0-9]+")
 _ARCHITECTURE_KEYS = (
     "vocabulary_size",
     "hidden_dim",
@@ -97,36 +111,114 @@ def _encode_metadata(metadata):
     return encoded
 
 
-def _decode_metadata(raw):
+def _json_text(value):
+    """`value` as JSON text, so that `5`, `"5"` and `[5]` read differently
+    in an error message."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def check_prompt_metadata(metadata, source, fix):
+    """Raises `PromptFileError` unless a prompt's decoded metadata is well
+    formed.
+
+    These are the rules for every way metadata enters keras-prompt (prompt
+    files, PEFT adapters written by `export_peft`): `labels` is a list (or
+    tuple) of strings, and each integer key (`prompt_length`, `hidden_dim`,
+    `training_steps`, `encoder_sequence_length`, `decoder_sequence_length`)
+    is an integer no smaller than its minimum. Absent keys, and keys whose
+    value is `None` (which `save_prompt_file` does not record), are fine;
+    other keys are free-form.
+
+    Args:
+        metadata: dict of decoded metadata (labels as a list, integers as
+            `int`).
+        source: how errors name where the metadata came from, e.g.
+            `"'rte.safetensors'"`.
+        fix: the sentence that ends each error, saying how to repair that
+            source.
+
+    Example:
+    ```python
+    check_prompt_metadata(
+        {"labels": ["yes", "no"], "training_steps": 300},
+        source="'rte.safetensors'",
+        fix="Save the prompt again.",
+    )
+    ```
+    """
+    labels = metadata.get("labels")
+    if labels is not None and not (
+        # A tuple is what Python callers may pass; the file stores a list.
+        isinstance(labels, (list, tuple))
+        and all(isinstance(label, str) for label in labels)
+    ):
+        raise PromptFileError(
+            f"{source}: metadata 'labels' is {_json_text(labels)}; it must "
+            f'be a JSON list of strings such as ["yes", "no"]. {fix}'
+        )
+    for key, minimum in _INT_KEY_MINIMUMS.items():
+        value = metadata.get(key)
+        if value is None:
+            continue
+        # `bool` is an `int` subclass, but `true` is no step count.
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Integral)
+            or value < minimum
+        ):
+            raise PromptFileError(
+                f"{source}: metadata '{key}' is {_json_text(value)}; it must "
+                f"be an integer >= {minimum}. {fix}"
+            )
+
+
+def _decode_metadata(raw, source):
+    """Decodes a prompt file's `str -> str` metadata and checks it.
+
+    Labels are stored as JSON and integers as decimal text. A value that does
+    not decode stays text, which `check_prompt_metadata` then refuses,
+    quoting the stored value.
+    """
     metadata = dict(raw)
     for key in _JSON_KEYS:
         if key in metadata:
-            metadata[key] = json.loads(metadata[key])
-    for key in _INT_KEYS:
-        if key in metadata:
+            try:
+                metadata[key] = json.loads(metadata[key])
+            except ValueError:
+                pass  # Not JSON: refused below with the stored text.
+    for key in _INT_KEY_MINIMUMS:
+        if key in metadata and _DECIMAL_INTEGER.fullmatch(metadata[key]):
             metadata[key] = int(metadata[key])
+    check_prompt_metadata(
+        metadata,
+        source,
+        fix="Save the prompt again with `keras_prompt.prompts."
+        "save_prompt_file` and a corrected value.",
+    )
     return metadata
 
 
 def write_file_atomically(path, data):
     """Writes `data` (bytes) to `path` so that readers see either the old
-    file or the complete new one, never a partial write."""
+    file or the complete new one, never a partial write.
+
+    The file gets the permissions the process umask gives any new file
+    (`0o644` under umask 022); see `keras_prompt.utils.atomic_file`.
+
+    Args:
+        path: destination file path.
+        data: the bytes to write.
+
+    Returns:
+        `path`.
+    """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temp_path = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as file:
+    with atomic_file(path) as temp_path:
+        with open(temp_path, "wb") as file:
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
     return path
 
 
@@ -179,6 +271,11 @@ def save_prompt_file(path, prompt, metadata):
         "prompt_length": prompt.shape[0],
         "hidden_dim": prompt.shape[1],
     }
+    check_prompt_metadata(
+        full_metadata,
+        f"'{os.fspath(path)}'",
+        fix="Nothing was written; pass a corrected value.",
+    )
     data = safetensors.numpy.save(
         {PROMPT_TENSOR_NAME: np.ascontiguousarray(prompt, dtype="float32")},
         metadata=_encode_metadata(full_metadata),
@@ -186,39 +283,13 @@ def save_prompt_file(path, prompt, metadata):
     return write_file_atomically(path, data)
 
 
-def read_prompt_file(path):
-    """Reads and validates a prompt file written by `save_prompt_file`.
+def _check_prompt_header(path, raw_metadata, file):
+    """Checks a prompt file's header (metadata, tensor names, the prompt's
+    dtype and shape) and returns the decoded metadata.
 
-    Args:
-        path: path of a `.safetensors` prompt file.
-
-    Returns:
-        A `(prompt, metadata)` tuple: a `float32[prompt_length, hidden_dim]`
-        array and a dict (integers and label lists decoded).
-
-    Raises:
-        PromptFileError: the file is missing, truncated, not a safetensors
-            file, not a keras-prompt prompt, or holds a malformed prompt.
-
-    Example:
-    ```python
-    prompt, metadata = read_prompt_file("rte.safetensors")
-    print(metadata["task"], prompt.shape)
-    ```
+    Reads no tensor data, so a file with a large stray tensor is refused
+    without loading it.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise PromptFileError(f"No prompt file at '{path}'.")
-    try:
-        with safetensors.safe_open(path, framework="np") as file:
-            raw_metadata = file.metadata() or {}
-            names = list(file.keys())
-            tensors = {name: file.get_tensor(name) for name in names}
-    except (safetensors.SafetensorError, OSError, ValueError) as error:
-        raise PromptFileError(
-            f"'{path}' is not a readable safetensors file (truncated or "
-            f"foreign file?): {error}"
-        ) from error
     if raw_metadata.get("format") != FORMAT_NAME:
         raise PromptFileError(
             f"'{path}' is a safetensors file but not a keras-prompt prompt "
@@ -232,29 +303,91 @@ def read_prompt_file(path):
             f"{raw_metadata.get('format_version')!r}; this keras-prompt reads "
             f"version {FORMAT_VERSION}. Upgrade keras-prompt."
         )
-    if PROMPT_TENSOR_NAME not in tensors:
+    tensor_names = list(file.keys())
+    if PROMPT_TENSOR_NAME not in tensor_names:
         raise PromptFileError(
             f"'{path}' has no tensor named '{PROMPT_TENSOR_NAME}' "
-            f"(found {names})."
+            f"(found {tensor_names})."
         )
-    try:
-        metadata = _decode_metadata(raw_metadata)
-    except ValueError as error:
+    extra_names = [name for name in tensor_names if name != PROMPT_TENSOR_NAME]
+    if extra_names:
+        extras = []
+        for name in extra_names:
+            header = file.get_slice(name)
+            extras.append(
+                f"'{name}' ({header.get_dtype()} {header.get_shape()})"
+            )
         raise PromptFileError(
-            f"'{path}' has malformed metadata: {error}"
-        ) from error
-    prompt = tensors[PROMPT_TENSOR_NAME]
-    if prompt.dtype != np.float32 or prompt.ndim != 2:
-        raise PromptFileError(
-            f"'{path}': the prompt must be float32 [prompt_length, "
-            f"hidden_dim]; got {prompt.dtype} {prompt.shape}."
+            f"'{path}' holds tensors besides '{PROMPT_TENSOR_NAME}': "
+            f"{', '.join(extras)}. A prompt file holds exactly one tensor, "
+            f"'{PROMPT_TENSOR_NAME}': save the prompt alone with "
+            "`keras_prompt.prompts.save_prompt_file` and keep other weights "
+            "in a separate file."
         )
+    prompt_header = file.get_slice(PROMPT_TENSOR_NAME)
+    dtype = prompt_header.get_dtype()
+    shape = tuple(prompt_header.get_shape())
+    if dtype != "F32" or len(shape) != 2:
+        raise PromptFileError(
+            f"'{path}': tensor '{PROMPT_TENSOR_NAME}' is {dtype} "
+            f"{list(shape)}; a prompt must be F32 (float32) [prompt_length, "
+            "hidden_dim]. Save it with `keras_prompt.prompts.save_prompt_file`"
+            ", which writes that."
+        )
+    metadata = _decode_metadata(raw_metadata, source=f"'{path}'")
     recorded = (metadata.get("prompt_length"), metadata.get("hidden_dim"))
-    if recorded != prompt.shape:
+    if recorded != shape:
         raise PromptFileError(
-            f"'{path}': the prompt tensor has shape {prompt.shape} but the "
-            f"metadata says {recorded}; the file is corrupt."
+            f"'{path}': the prompt tensor has shape {shape} but the "
+            f"metadata says {recorded}; the file is corrupt. Save the prompt "
+            "again with `keras_prompt.prompts.save_prompt_file`, which records "
+            "its shape."
         )
+    return metadata
+
+
+def read_prompt_file(path):
+    """Reads and validates a prompt file written by `save_prompt_file`.
+
+    The header (metadata, tensor names, the prompt's dtype and shape) is
+    checked before any tensor data is read.
+
+    Args:
+        path: path of a `.safetensors` prompt file.
+
+    Returns:
+        A `(prompt, metadata)` tuple: a `float32[prompt_length, hidden_dim]`
+        array and a dict (integers and label lists decoded; the optional
+        `encoder_sequence_length` and `decoder_sequence_length` only when
+        the file records them).
+
+    Raises:
+        PromptFileError: the file is missing, truncated, not a safetensors
+            file, not a keras-prompt prompt, holds tensors besides `prompt`,
+            has malformed metadata (`labels` not a list of strings, an
+            integer key that is not an integer or below its minimum), or
+            holds a malformed prompt.
+
+    Example:
+    ```python
+    prompt, metadata = read_prompt_file("rte.safetensors")
+    print(metadata["task"], prompt.shape)
+    ```
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise PromptFileError(f"No prompt file at '{path}'.")
+    try:
+        with safetensors.safe_open(path, framework="np") as file:
+            metadata = _check_prompt_header(path, file.metadata() or {}, file)
+            prompt = file.get_tensor(PROMPT_TENSOR_NAME)
+    except PromptFileError:
+        raise
+    except (safetensors.SafetensorError, OSError, ValueError) as error:
+        raise PromptFileError(
+            f"'{path}' is not a readable safetensors file (truncated or "
+            f"foreign file?): {error}"
+        ) from error
     if not np.all(np.isfinite(prompt)):
         raise PromptFileError(
             f"'{path}': the prompt contains NaN or infinite values."

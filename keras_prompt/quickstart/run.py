@@ -104,6 +104,8 @@ def run_quickstart(
         checkpoint_every=steps,
         tensorboard=False,
         verbose=0,
+        # The quickstart owns its output directory: a re-run replaces it.
+        overwrite=True,
     )
     results = {}
     prompt_files = {}

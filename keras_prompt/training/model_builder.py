@@ -3,8 +3,6 @@
 import logging
 import os
 
-import keras
-
 logger = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "mixed_bfloat16")

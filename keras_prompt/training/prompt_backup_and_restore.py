@@ -7,6 +7,7 @@ import os
 import keras
 import numpy as np
 
+from keras_prompt.training.prompt_checkpoint import reporting_write_errors
 from keras_prompt.training.training_error import TrainingError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,10 @@ class PromptBackupAndRestore(keras.callbacks.BackupAndRestore):
             state is saved with the backup.
         write: whether this process writes backups (only the chief does in
             multi-worker training; every worker restores).
-        delete_checkpoint: delete the backup when training finishes.
+        delete_checkpoint: delete the backup when training finishes. Pass
+            `False` to keep it until the run's last file is written and
+            call `delete_backup()` then (`keras_prompt.training.train` does,
+            so a run that fails writing its metrics still resumes).
 
     Example:
 
@@ -138,15 +142,22 @@ class PromptBackupAndRestore(keras.callbacks.BackupAndRestore):
             "paths": [v.path for _, v in variables],
             "callbacks": [c.get_state() for c in self.stateful_callbacks],
         }
-        _write_atomically(self.path,
-                          save(tensors, metadata={"state": json.dumps(state)}))
+        data = save(tensors, metadata={"state": json.dumps(state)})
+        with reporting_write_errors(self.path, "the training backup"):
+            _write_atomically(self.path, data)
         logger.debug("Backed up the training state at step %d to %s.",
                     state["step"], self.path)
 
-    def on_train_end(self, logs=None):
-        if self.delete_checkpoint and self.write and os.path.exists(self.path):
+    def delete_backup(self):
+        """Deletes the backup (and its directory, once empty) if this process
+        writes backups."""
+        if self.write and os.path.exists(self.path):
             os.remove(self.path)
             try:
                 os.rmdir(self.backup_dir)
             except OSError:
-                pass
+                pass  # Not empty: files other than ours stay.
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:
+            self.delete_backup()

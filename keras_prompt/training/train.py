@@ -1,7 +1,6 @@
 """`keras_prompt.train`: prompt tuning as a product."""
 
 import importlib.util
-import json
 import logging
 import math
 import os
@@ -19,6 +18,14 @@ from keras_prompt.training.prompt_backup_and_restore import (
     PromptBackupAndRestore,
 )
 from keras_prompt.training.prompt_checkpoint import PromptCheckpoint
+from keras_prompt.training.prompt_checkpoint import reporting_write_errors
+from keras_prompt.training.run_directory import METRICS_FILE
+from keras_prompt.training.run_directory import PROMPT_FILE
+from keras_prompt.training.run_directory import check_output_dir
+from keras_prompt.training.run_directory import check_run_ownership
+from keras_prompt.training.run_directory import claim_output_dir
+from keras_prompt.training.run_directory import run_identity
+from keras_prompt.training.run_directory import write_json_atomically
 from keras_prompt.training.seeding import seed_random_layers
 from keras_prompt.training.strategy import is_chief
 from keras_prompt.training.strategy import resolve_strategy
@@ -32,17 +39,6 @@ from keras_prompt.training.xla_replica_step import (
 )
 
 logger = logging.getLogger(__name__)
-
-PROMPT_FILE = "prompt.safetensors"
-METRICS_FILE = "metrics.json"
-
-def write_json_atomically(path, data):
-    """Write `data` as indented JSON, atomically."""
-    from keras_prompt.prompts.prompt_file import write_file_atomically
-
-    text = json.dumps(data, indent=2, sort_keys=True, default=float) + "\n"
-    return write_file_atomically(path, text.encode("utf-8"))
-
 
 def max_label_length(tokenizer, label_words):
     """Tokens of the longest label word plus `</s>`."""
@@ -127,7 +123,8 @@ def train(
     The run is described by a `TrainConfig` (the paper's defaults: prompt
     length 100, class-label initialization, Adafactor at a constant 0.3,
     batch 32, 30,000 steps, the best prompt on the validation metric);
-    keyword `settings` override its fields (`steps=3000`).
+    keyword `settings` override its fields (`steps=3000`). The settings and
+    the output directory are checked before anything is loaded.
 
     Training runs under a `tf.distribute` strategy (TPU, then multi-worker
     from `TF_CONFIG`, then several GPUs, then one device by default); the
@@ -141,6 +138,22 @@ def train(
     where it stopped when the same call is repeated. TensorBoard logs go to
     `output_dir/logs`.
 
+    A run owns its output directory. It records what identifies it (the
+    backbone, the task and the settings; see `run_identity`) in
+    `output_dir/run_config.json` when it starts. It is finished once
+    `output_dir/metrics.json` exists: that file is written last, after the
+    best prompt, and the backup is deleted only then. Calling `train()` again
+    on the same directory resumes an unfinished run of the same identity
+    (also with `overwrite=True`); a finished run, a run of other settings or
+    run files without `run_config.json` are refused with a `TrainingError`,
+    unless `config.overwrite` is set: then that run's files
+    (`run_config.json`, `prompt.safetensors`, `metrics.json`,
+    `checkpoints/`, `backup/`, `logs/`) are deleted before the first write,
+    and other files are left alone. So the files of a directory always come
+    from one run. A write that fails part way (a full disk) raises an
+    `OSError` naming the file; the files already there stay whole, and the
+    same call resumes the run.
+
     Randomness is seeded explicitly from `config.seed` (the prompt
     initializer, the dropout layers' seed generators, the data order); no
     global random state is set, so `train()` can run many times in one
@@ -153,8 +166,8 @@ def train(
         task: a registered task name (`"rte"`, `"mrpc"`, ...; see
             `keras_prompt.data.list_tasks()`) or a `Task` (e.g.
             `keras_prompt.data.file_task(...)` over CSV/TSV/JSONL files).
-        output_dir: where `prompt.safetensors`, `metrics.json`,
-            `checkpoints/`, `backup/` and `logs/` go.
+        output_dir: where `run_config.json`, `prompt.safetensors`,
+            `metrics.json`, `checkpoints/`, `backup/` and `logs/` go.
         config: a `TrainConfig` (default: `TrainConfig()`).
         data_dir: the TFDS data directory for built-in tasks (no download
             happens; see `keras_prompt.data.TFDSSource`).
@@ -178,15 +191,19 @@ def train(
     ```
     """
     started = time.time()
-    # === Validate the settings before anything heavy ===
+    # === Preflight: settings, output directory, ownership; nothing loaded ===
     config = (config or TrainConfig()).replace(**settings).validate()
     if not output_dir:
         raise TrainingError("Pass an output directory (output_dir=...).")
+    output_dir = os.fspath(output_dir)
+    check_output_dir(output_dir)
     policy = dtype_policy_name(config.dtype)
     steps_per_epoch = min(config.eval_every, config.steps)
-
-    # === Task and data (errors about files surface here) ===
     task = resolve_task(task)
+    identity = run_identity(backbone, task, config)
+    ownership = check_run_ownership(output_dir, identity, config.overwrite)
+
+    # === Data (errors about files surface here) ===
     # Read and validate files before TensorFlow starts (errors come early);
     # the strategy must exist before any TF op (multi-worker collectives).
     if hasattr(task.source, "read"):
@@ -264,9 +281,15 @@ def train(
         _check_split(val_stats, "validation", task, None)
         _log_truncation("validation", val_stats)
 
-    os.makedirs(output_dir, exist_ok=True) if chief else None
+    # The first write, as late as possible: a run that fails before it
+    # leaves the previous run's files untouched.
+    if chief:
+        claim_output_dir(output_dir, identity, ownership)
     backup_dir = os.path.join(output_dir, "backup")
-    saved = PromptBackupAndRestore.read_state(backup_dir)
+    # Only a resumed run has a backup of its own (non-chief workers must not
+    # read one the chief is deleting).
+    saved = (PromptBackupAndRestore.read_state(backup_dir)
+             if ownership == "resume" else None)
     start_step = int(saved["step"]) if saved else 0
     if start_step:
         logger.info("Resuming from the backup at step %d in %s.", start_step,
@@ -281,7 +304,12 @@ def train(
         _fix_multi_worker_logs(model)
 
     # === Callbacks ===
-    save_kwargs = {"task": task.name, "labels": task.label_words}
+    save_kwargs = {
+        "task": task.name,
+        "labels": task.label_words,
+        "encoder_sequence_length": pipeline.max_input_length,
+        "decoder_sequence_length": pipeline.max_target_length,
+    }
     prompt_path = os.path.join(output_dir, PROMPT_FILE)
     extra_callbacks = list(callbacks or [])
     callbacks = []
@@ -300,9 +328,11 @@ def train(
         callbacks.append(PromptCheckpoint(
             os.path.join(output_dir, "checkpoints"), config.checkpoint_every,
             keep=config.keep_checkpoints, save_kwargs=save_kwargs))
+    # Deleted once metrics.json is written, not when `fit` ends: a run that
+    # fails writing its last files still resumes.
     backup = PromptBackupAndRestore(
         backup_dir, stateful_callbacks=[validation] if validation else [],
-        write=chief)
+        write=chief, delete_checkpoint=False)
     callbacks.append(backup)
     if config.tensorboard and chief and \
             importlib.util.find_spec("tensorboard") is None:
@@ -335,8 +365,9 @@ def train(
 
     # === Outputs ===
     if validation is None and chief:
-        model.save_prompt(prompt_path, training_steps=final_step,
-                          **save_kwargs)
+        with reporting_write_errors(prompt_path, "the prompt"):
+            model.save_prompt(prompt_path, training_steps=final_step,
+                              **save_kwargs)
     settings = config.to_json()
     settings.update({
         "max_target_length": pipeline.max_target_length,
@@ -362,7 +393,10 @@ def train(
     }
     metrics_path = os.path.join(output_dir, METRICS_FILE)
     if chief:
-        write_json_atomically(metrics_path, metrics)
+        # Last: its presence marks the run finished.
+        with reporting_write_errors(metrics_path, "the metrics"):
+            write_json_atomically(metrics_path, metrics)
+        backup.delete_backup()
         if os.path.exists(prompt_path):
             model.load_prompt(prompt_path)
         logger.info("Wrote %s and %s.", prompt_path, metrics_path)

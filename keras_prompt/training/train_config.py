@@ -7,6 +7,10 @@ from keras_prompt.training.training_error import TrainingError
 PROMPT_INITIALIZERS = ("class_labels", "sampled_vocab", "random_uniform", "text")
 STRATEGIES = ("auto", "tpu", "multi_worker", "mirrored", "cpu")
 DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
+# The longest prompt `validate()` accepts. Every prompt vector is one more
+# encoder position in every example, and attention grows with the square of
+# the encoder length; the paper's prompts are 1 to 150 vectors long.
+MAX_PROMPT_LENGTH = 4096
 
 
 @dataclasses.dataclass
@@ -19,7 +23,7 @@ class TrainConfig:
     from its flags; errors name the field.
 
     Args:
-        prompt_length: prompt vectors (>= 1).
+        prompt_length: prompt vectors, 1 to `MAX_PROMPT_LENGTH` (4096).
         prompt_initializer: `"class_labels"`, `"sampled_vocab"`,
             `"random_uniform"` or `"text"` (with `init_text`).
         init_text: text for the `"text"` initializer.
@@ -55,6 +59,10 @@ class TrainConfig:
             order, explicitly: no global random state is touched.
         tensorboard: write TensorBoard logs to `output_dir/logs`.
         verbose: Keras progress bar (`"auto"`, 0, 1 or 2).
+        overwrite: let `train()` replace a finished run, or a run of other
+            settings, in its output directory (deleting that run's files
+            first). Without it such a directory is refused. An unfinished
+            run of the same settings is resumed either way.
 
     Example:
     ```python
@@ -89,6 +97,7 @@ class TrainConfig:
     seed: int = 0
     tensorboard: bool = True
     verbose: object = "auto"
+    overwrite: bool = False
 
     def replace(self, **changes):
         """A copy with `changes`; unknown names raise `TrainingError`."""
@@ -103,9 +112,17 @@ class TrainConfig:
 
     def validate(self):
         """Checks every setting; raises `TrainingError` naming the first bad
-        one and returns `self`."""
+        one, its value and the fix, and returns `self`.
+
+        Nothing is loaded: `train()` calls this before it touches the
+        backbone, the data or the output directory.
+        """
+        _check_int("prompt_length", self.prompt_length,
+                   maximum=MAX_PROMPT_LENGTH,
+                   why="each prompt vector adds an encoder position to every "
+                   "example, and the paper's prompts are 1 to 150 vectors "
+                   "long")
         for name in (
-            "prompt_length",
             "steps",
             "batch_size",
             "eval_every",
@@ -114,19 +131,25 @@ class TrainConfig:
             "steps_per_execution",
             "shuffle_buffer",
         ):
-            _check_positive_int(name, getattr(self, name))
-        _check_positive_int("max_input_length", self.max_input_length, 2)
+            _check_int(name, getattr(self, name))
+        _check_int("max_input_length", self.max_input_length, minimum=2)
         for name in ("eval_batch_size", "max_eval_examples", "early_stopping_patience"):
             if getattr(self, name) is not None:
-                _check_positive_int(name, getattr(self, name))
+                _check_int(name, getattr(self, name))
         if self.max_target_length is not None:
-            _check_positive_int("max_target_length", self.max_target_length, 2)
+            _check_int("max_target_length", self.max_target_length, minimum=2)
         if isinstance(self.learning_rate, bool) or not (
             isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
         ):
             raise TrainingError(
                 f"learning_rate must be a positive number, got "
-                f"{self.learning_rate!r}."
+                f"{self.learning_rate!r}. Use a number > 0 (default: "
+                f"{_default('learning_rate')}, the paper's constant rate)."
+            )
+        if not isinstance(self.overwrite, bool):
+            # A truthy string must not delete a previous run's files.
+            raise TrainingError(
+                f"overwrite must be True or False, got {self.overwrite!r}."
             )
         if self.prompt_initializer not in PROMPT_INITIALIZERS:
             raise TrainingError(
@@ -171,8 +194,31 @@ class TrainConfig:
         return values
 
 
-def _check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TrainingError(
-            f"{name} must be an integer >= {minimum}, got {value!r}."
-        )
+def _default(name):
+    return next(field.default for field in dataclasses.fields(TrainConfig)
+                if field.name == name)
+
+
+def _check_int(name, value, minimum=1, maximum=None, why=None):
+    """Raises `TrainingError` unless `value` is an int in
+    `[minimum, maximum]`; the message names the setting, the value and what
+    to use instead."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        valid = False
+    else:
+        valid = minimum <= value and (maximum is None or value <= maximum)
+    if valid:
+        return
+    if maximum is None:
+        expected = f"an integer >= {minimum}"
+    else:
+        expected = f"an integer from {minimum} to {maximum}"
+    reason = f" ({why})" if why else ""
+    default = _default(name)
+    if default is None:
+        fix = "Use a whole number in that range, or None (the default)."
+    else:
+        fix = f"Use a whole number in that range (default: {default})."
+    raise TrainingError(
+        f"{name} must be {expected}, got {value!r}{reason}. {fix}"
+    )

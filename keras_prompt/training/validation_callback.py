@@ -6,6 +6,8 @@ import math
 
 import keras
 
+from keras_prompt.training.prompt_checkpoint import reporting_write_errors
+
 logger = logging.getLogger(__name__)
 
 
@@ -81,8 +83,9 @@ class ValidationCallback(keras.callbacks.Callback):
             self.best_metrics = dict(entry)
             self.wait = 0
             if self.best_path:
-                self.model.save_prompt(self.best_path, training_steps=step,
-                                       **self.save_kwargs)
+                with reporting_write_errors(self.best_path, "the best prompt"):
+                    self.model.save_prompt(self.best_path, training_steps=step,
+                                           **self.save_kwargs)
         else:
             self.wait += 1
             if self.patience is not None and self.wait >= self.patience:

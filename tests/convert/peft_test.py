@@ -257,3 +257,119 @@ def test_export_checks_backbone(converted, prompt_file, tmp_path):
         export_peft(prompt_file, tmp_path / "adapter", backbone=other)
     with pytest.raises(ValueError, match="num_transformer_submodules"):
         export_peft(prompt_file, tmp_path / "adapter", num_transformer_submodules=3)
+
+
+def _replace_carried_metadata(adapter, carried_text):
+    """Rewrites the `keras_prompt.metadata` entry `export_peft` stored in an
+    adapter's weights file; returns that file's path."""
+    weights = os.path.join(adapter, "adapter_model.safetensors")
+    with safe_open(weights, "np") as file:
+        rows = file.get_tensor("prompt_embeddings")
+        metadata = file.metadata()
+    metadata["keras_prompt.metadata"] = carried_text
+    safetensors.numpy.save_file(
+        {"prompt_embeddings": rows}, weights, metadata=metadata
+    )
+    return weights
+
+
+def _carried_metadata(adapter):
+    weights = os.path.join(adapter, "adapter_model.safetensors")
+    with safe_open(weights, "np") as file:
+        return json.loads(file.metadata()["keras_prompt.metadata"])
+
+
+def test_round_trip_keeps_sequence_lengths(converted, tmp_path):
+    backbone, _ = converted("t5v11")
+    path = save_prompt_file(
+        tmp_path / "lengths.safetensors",
+        load_example("t5v11")["prompt"],
+        {
+            "backbone_fingerprint": backbone_fingerprint(backbone),
+            "encoder_sequence_length": 16,
+            "decoder_sequence_length": 9,
+        },
+    )
+    adapter = export_peft(path, tmp_path / "adapter")
+    _, metadata = read_prompt_file(
+        import_peft(adapter, tmp_path / "back.safetensors", backbone=backbone)
+    )
+    assert metadata["encoder_sequence_length"] == 16
+    assert metadata["decoder_sequence_length"] == 9
+
+
+@pytest.mark.parametrize(
+    "key, value, shown, requirement",
+    [
+        ("labels", "yes", '"yes"', "a JSON list of strings"),
+        ("labels", 5, "5", "a JSON list of strings"),
+        ("labels", [1, 2], "[1, 2]", "a JSON list of strings"),
+        ("training_steps", -3, "-3", "an integer >= 0"),
+        ("training_steps", "12", '"12"', "an integer >= 0"),
+        ("training_steps", 12.5, "12.5", "an integer >= 0"),
+        ("training_steps", True, "true", "an integer >= 0"),
+        ("encoder_sequence_length", 0, "0", "an integer >= 1"),
+        ("decoder_sequence_length", [9], "[9]", "an integer >= 1"),
+    ],
+)
+def test_import_refuses_bad_carried_metadata(
+    converted, prompt_file, tmp_path, key, value, shown, requirement
+):
+    backbone, _ = converted("t5v11")
+    adapter = export_peft(prompt_file, tmp_path / "adapter")
+    carried = _carried_metadata(adapter)
+    carried[key] = value
+    weights = _replace_carried_metadata(adapter, json.dumps(carried))
+    output = tmp_path / "p.safetensors"
+    with pytest.raises(PromptFileError) as error:
+        import_peft(adapter, output, backbone=backbone)
+    message = str(error.value)
+    assert message.startswith(
+        f"'{weights}' (metadata entry 'keras_prompt.metadata'): metadata "
+        f"'{key}' is {shown}; it must be {requirement}"
+    )
+    assert message.endswith(
+        "Correct the value in that entry, delete the entry to import the "
+        "adapter without keras-prompt metadata, or export the adapter again "
+        "with `keras_prompt.convert.export_peft`."
+    )
+    assert not os.path.exists(output)
+
+
+@pytest.mark.parametrize(
+    "carried_text, problem",
+    [
+        ('{"labels": ["yes"', "is not JSON"),
+        ('["yes", "no"]', "must be a JSON object of prompt metadata"),
+    ],
+)
+def test_import_refuses_a_damaged_metadata_entry(
+    converted, prompt_file, tmp_path, carried_text, problem
+):
+    backbone, _ = converted("t5v11")
+    adapter = export_peft(prompt_file, tmp_path / "adapter")
+    weights = _replace_carried_metadata(adapter, carried_text)
+    output = tmp_path / "p.safetensors"
+    with pytest.raises(PromptFileError) as error:
+        import_peft(adapter, output, backbone=backbone)
+    message = str(error.value)
+    assert f"'{weights}' (metadata entry 'keras_prompt.metadata')" in message
+    assert problem in message and repr(carried_text) in message
+    assert not os.path.exists(output)
+
+
+def test_import_ignores_bad_values_of_recomputed_keys(
+    converted, prompt_file, tmp_path
+):
+    # prompt_length, hidden_dim, ... are recomputed on import, so their
+    # carried values never reach the written file.
+    backbone, _ = converted("t5v11")
+    adapter = export_peft(prompt_file, tmp_path / "adapter")
+    carried = _carried_metadata(adapter)
+    carried.update(prompt_length=-1, hidden_dim="wide", format="other")
+    _replace_carried_metadata(adapter, json.dumps(carried))
+    prompt, metadata = read_prompt_file(
+        import_peft(adapter, tmp_path / "p.safetensors", backbone=backbone)
+    )
+    assert (metadata["prompt_length"], metadata["hidden_dim"]) == prompt.shape
+    assert metadata["labels"] == ["yes", "no"]

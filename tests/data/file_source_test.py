@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from keras_prompt.data import DataError
+from keras_prompt.data import infer_file_format
+from keras_prompt.data import read_rows
 from keras_prompt.data import resolve_task
 from tests.training.fixtures import make_rows
 from tests.training.fixtures import write_csv
@@ -97,3 +99,133 @@ def test_task_argument_errors():
         resolve_task(train_file="x.csv", template=TEMPLATE)
     with pytest.raises(DataError, match="at least two label words"):
         resolve_task(train_file="x.csv", template=TEMPLATE, labels="a")
+
+
+HEADER = "subject,sentence,label\n"
+
+
+def _load_error(path):
+    with pytest.raises(DataError) as e:
+        _task(train_file=str(path)).load("train")
+    return str(e.value)
+
+
+def test_csv_row_with_an_extra_field_names_file_line_and_counts(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text(HEADER + "the cat,likes fish,positive\n"
+                    "a dog,hates rain, a lot,negative\n")
+    assert _load_error(path) == (
+        f"Line 3 of '{path}' has 4 fields but the header (line 1) has 3 "
+        "columns ['subject', 'sentence', 'label']; the extra ['negative'] "
+        'would be lost. Quote fields that contain a comma (e.g. "a, b"), or '
+        "remove the extra fields."
+    )
+    # Quoted, the comma is part of the field.
+    path.write_text(HEADER + 'a dog,"hates rain, a lot",negative\n')
+    examples = _collect(_task(train_file=str(path)).load("train"))
+    assert examples[0]["inputs"].decode() == (
+        "subject: a dog sentence: hates rain, a lot")
+
+
+def test_tsv_row_with_an_extra_field(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("subject\tsentence\tlabel\n"
+                    "the cat\tlikes fish\tpositive\tsure\n")
+    message = _load_error(path)
+    assert message.startswith(
+        f"Line 2 of '{path}' has 4 fields but the header (line 1) has 3 "
+        "columns ['subject', 'sentence', 'label']; the extra ['sure']")
+    assert "Quote fields that contain a tab" in message
+
+
+def test_csv_row_with_too_few_fields_names_file_line_and_counts(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text(HEADER + "the cat,likes fish,positive\n"
+                    '"a dog\nand a cat",hate rain\n')
+    # The record starts on line 3 (its quoted field spans lines 3 and 4).
+    assert _load_error(path) == (
+        f"Line 3 of '{path}' has 2 fields but the header (line 1) has 3 "
+        "columns ['subject', 'sentence', 'label']; it has no value for "
+        "['label']. Add the missing fields (an empty field still needs its "
+        "comma), or fix the row."
+    )
+    path.write_text(HEADER + "the cat\n")
+    assert _load_error(path).startswith(
+        f"Line 2 of '{path}' has 1 field but the header")
+
+
+def test_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_bytes(
+        b"\xef\xbb\xbf" + (HEADER + "the cat,likes fish,positive\n").encode())
+    jsonl_path = tmp_path / "train.jsonl"
+    jsonl_path.write_bytes(b"\xef\xbb\xbf" + json.dumps(
+        {"subject": "the cat", "sentence": "likes fish",
+         "label": "positive"}).encode() + b"\n")
+    for path in (csv_path, jsonl_path):
+        header, _ = read_rows(str(path), infer_file_format(str(path)))
+        assert header == ["subject", "sentence", "label"]
+        examples = _collect(_task(train_file=str(path)).load("train"))
+        assert examples[0]["inputs"].decode() == (
+            "subject: the cat sentence: likes fish")
+
+
+@pytest.mark.parametrize(
+    "name, lines, column",
+    [
+        # "the café,likes caf" precedes the Latin-1 é: 18 characters (the
+        # UTF-8 é is 2 bytes), so the bad byte is in column 19.
+        ("train.csv", [HEADER.encode(), b"the cat,likes fish,positive\n",
+                       b"the caf\xc3\xa9,likes caf\xe9,positive\n"], 19),
+        ("train.jsonl", [b'{"subject": "a", "sentence": "b", "label": 0}\n',
+                         b"\n",
+                         b'{"subject": "caf\xe9", "sentence": "b", '
+                         b'"label": 0}\n'], 17),
+    ],
+)
+def test_non_utf8_byte_names_file_line_column_and_byte(
+        tmp_path, name, lines, column):
+    path = tmp_path / name
+    path.write_bytes(b"".join(lines))
+    assert _load_error(path) == (
+        f"Line 3 of '{path}' is not UTF-8 at column {column}: byte 0xe9 "
+        "(invalid continuation byte). Re-encode the file as UTF-8 (for "
+        "example with `iconv -f latin1 -t utf-8`, or a spreadsheet's "
+        '"CSV UTF-8" format).'
+    )
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"\xef\xbb\xbf"])
+def test_empty_csv_says_it_has_no_header_row(tmp_path, content):
+    path = tmp_path / "train.csv"
+    path.write_bytes(content)
+    assert _load_error(path) == (
+        f"'{path}' is empty: it has no header row. The first line of a CSV "
+        "file names its columns, e.g. premise,hypothesis,label."
+    )
+
+
+def test_repeated_header_column_is_refused(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("subject,sentence,sentence,label\na,b,c,positive\n")
+    assert _load_error(path) == (
+        f"The header (line 1) of '{path}' names ['sentence'] more than once "
+        "(['subject', 'sentence', 'sentence', 'label']); rename the repeats, "
+        "or each row keeps only the last value of a repeated column."
+    )
+
+
+def test_bad_json_line_names_file_line_column_and_text(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"subject": "a", "sentence": "b", "label": "positive"}\n'
+                    '\n'
+                    '{"subject": "a", "sentence": "b", "label": positive}\n')
+    assert _load_error(path) == (
+        f"Line 3 of '{path}' is not valid JSON at column 44 (Expecting "
+        "value): '{\"subject\": \"a\", \"sentence\": \"b\", \"label\": "
+        "positive}'. "
+        "JSONL files need one JSON object per line."
+    )
+    path.write_text('["a", "b", "positive"]\n')
+    assert _load_error(path).startswith(
+        f"Line 1 of '{path}' is a JSON list, not an object with named fields")

@@ -66,3 +66,19 @@ def test_template_formatter():
         TemplateFormatter("no fields")
     with pytest.raises(DataError, match="positional"):
         TemplateFormatter("a {}")
+
+
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        ("premise: {premise", "expected '}' before end of string"),
+        ("premise} {premise}", "Single '}' encountered in format string"),
+    ],
+)
+def test_template_parse_error_shows_the_braces_to_type(template, problem):
+    with pytest.raises(DataError) as e:
+        TemplateFormatter(template)
+    assert str(e.value) == (
+        f"Cannot parse the template {template!r}: {problem}. Use {{column}} "
+        "for a column and {{ / }} for literal braces."
+    )

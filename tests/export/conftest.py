@@ -98,6 +98,29 @@ def assert_ids_match(exported, reference, end_token_id=1):
         )
 
 
+def assert_bad_rows_answered(reply, graph):
+    """A plain graph's answers to `runners/bad_inputs.py`'s cases: each row
+    gets exactly its expected `invalid_inputs` flags; a flagged row's token
+    ids are all 0 (its logits all NaN); every other row is what the good
+    batch gave it."""
+    good = np.asarray(reply["out"])
+    assert reply["bad_inputs"], "no bad-input cases ran"
+    for name, case in reply["bad_inputs"].items():
+        assert case["invalid_inputs"] == case["expected"], name
+        out = np.asarray(case["out"])
+        for row, flags in enumerate(case["expected"]):
+            if flags and graph == "forward":
+                assert np.isnan(out[row]).all(), f"{name}: row {row}"
+            elif flags:
+                assert not out[row].any(), f"{name}: row {row}"
+            elif graph == "forward":
+                np.testing.assert_allclose(
+                    out[row], good[row], atol=1e-5, rtol=0, err_msg=name
+                )
+            else:
+                np.testing.assert_array_equal(out[row], good[row], err_msg=name)
+
+
 def run_runner(script, request, timeout=300):
     """Runs `tests/export/runners/<script>` in a fresh interpreter with a
     JSON request; returns its JSON reply. The runners import neither

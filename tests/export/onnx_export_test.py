@@ -11,6 +11,7 @@ from tests.export.conftest import BATCH_TASKS
 from tests.export.conftest import MAX_DECODE_LENGTH
 from tests.export.conftest import REPO_ROOT
 from tests.export.conftest import TEXTS
+from tests.export.conftest import assert_bad_rows_answered
 from tests.export.conftest import assert_ids_match
 from tests.export.conftest import run_runner
 
@@ -56,6 +57,8 @@ def onnx_models(export_setup):
         "prompts": setup["batch_prompts"].tolist(),
         "text_prompts": setup["batch_prompts"].tolist(),
         "texts": list(TEXTS),
+        "vocabulary_size": setup["model"].backbone.vocabulary_size,
+        "num_tasks": len(setup["files"]),
     }
     return paths, run_runner("onnx_runner.py", request)
 
@@ -72,9 +75,10 @@ def test_files_written_with_expected_io(onnx_models):
             mode
         ]
         assert reply[key]["inputs"] == expected
-        assert reply[key]["outputs"] == [
-            "logits" if graph == "forward" else "token_ids"
-        ]
+        assert sorted(reply[key]["outputs"]) == sorted(
+            ["logits" if graph == "forward" else "token_ids", "invalid_inputs"]
+        )
+        assert reply[key]["good_invalid_inputs"] == [0, 0, 0, 0]
     # Only the six models: no temporary files left behind.
     directory = os.path.dirname(paths["bank_forward"])
     assert sorted(os.listdir(directory)) == sorted(
@@ -136,12 +140,15 @@ def test_client_task_ids_and_errors(onnx_models):
     )
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("graph", GRAPHS)
-def test_out_of_range_task_id_fails_in_onnxruntime(onnx_models, graph):
-    errors = onnx_models[1][f"bank_{graph}"]["bad_id_errors"]
-    for name, message in errors.items():
-        assert message is not None, f"{name} id was accepted"
-        assert "Gather" in message or "out of" in message, message
+def test_bad_rows_get_a_defined_answer(onnx_models, mode, graph):
+    assert_bad_rows_answered(onnx_models[1][f"{mode}_{graph}"], graph)
+
+
+def test_client_refuses_nan_prompt_naming_the_row(onnx_models):
+    message = onnx_models[1]["runtime_generate"]["client_nan_prompt_error"]
+    assert message.startswith("ValueError") and "rows [2]" in message, message
 
 
 def test_runtime_prompt_of_wrong_shape_is_rejected(onnx_models):

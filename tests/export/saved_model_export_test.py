@@ -107,6 +107,8 @@ def saved_models(export_setup, tied_setup):
         "texts": list(TEXTS),
         "tasks": list(BATCH_TASKS),
         "task_ids_as_strings": [str(i) for i in BATCH_TASK_IDS],
+        "vocabulary_size": model.backbone.vocabulary_size,
+        "num_tasks": len(files),
         "prompts": setup["batch_prompts"].tolist(),
         "bad_tasks": {
             "unknown": ["rte", "no_such_task", "copy", "rte"],
@@ -255,6 +257,25 @@ def test_bad_task_is_invalid_argument_naming_it(saved_models, case, named):
         assert message.startswith("InvalidArgumentError"), message
         assert named in message, message
         assert "Unknown task name or out-of-range task id" in message
+
+
+@pytest.mark.parametrize("mode", ("bank", "runtime", "baked"))
+def test_bad_inputs_are_invalid_argument_naming_them(saved_models, mode):
+    cases = saved_models[1][mode]["bad_inputs"]
+    assert len(cases) >= 7, sorted(cases)
+    for name, case in cases.items():
+        message = case["error"]
+        assert message is not None, f"{name} was accepted"
+        assert message.startswith("InvalidArgumentError"), (name, message)
+        assert f"`{case['input']}`" in message, (name, message)
+        assert case["value"] in message, (name, message)
+
+
+def test_task_count_must_match_the_batch(saved_models):
+    message = saved_models[1]["bank"]["no_task_rows_error"]
+    assert message.startswith("InvalidArgumentError"), message
+    assert "`task` must have one task per example" in message
+    assert "got 0 rows for 4 examples" in message, message
 
 
 def test_empty_string_and_empty_batch(export_setup, saved_models):

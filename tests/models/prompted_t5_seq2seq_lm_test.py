@@ -331,6 +331,23 @@ def test_set_prompt_validates():
         model.set_prompt(np.full((4, 16), np.nan))
 
 
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_per_example_prompts_refuse_non_finite_rows(tied_model, as_tensor):
+    batch = make_token_batch(batch_size=3, encoder_length=5, decoder_length=4)
+    prompts = np.zeros((3, PROMPT_LENGTH, 16), "float32")
+    prompts[1, 0, 0] = np.nan
+    prompts[2, 3, 5] = np.inf
+    if as_tensor:
+        prompts = ops.convert_to_tensor(prompts)
+    for call in (
+        lambda: tied_model.forward(batch, prompts=prompts),
+        lambda: tied_model.generate(batch, prompts=prompts),
+    ):
+        with pytest.raises(ValueError, match=r"`prompts` has NaN or infinite "
+                           r"values in rows \[1, 2\]"):
+            call()
+
+
 def test_rejects_non_t5_backbone():
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=10, num_layers=1, num_heads=1, hidden_dim=4,
@@ -411,3 +428,37 @@ def test_from_preset_directory(tmp_path):
     assert model.backbone_fingerprint() == PromptedT5Seq2SeqLM(
         backbone, prompt_length=3
     ).backbone_fingerprint()
+
+
+def test_saved_prompt_records_its_sequence_lengths(text_model, tmp_path):
+    from keras_prompt.prompts import read_prompt_file
+
+    preprocessor = keras_hub.models.T5Seq2SeqLMPreprocessor(
+        tokenizer=text_model.preprocessor.tokenizer,
+        encoder_sequence_length=64,
+        decoder_sequence_length=8,
+    )
+    model = PromptedT5Seq2SeqLM(
+        text_model.backbone, preprocessor, prompt_length=PROMPT_LENGTH
+    )
+    _, metadata = read_prompt_file(model.save_prompt(tmp_path / "a.safetensors"))
+    assert metadata["encoder_sequence_length"] == 64
+    assert metadata["decoder_sequence_length"] == 8
+
+    # A training run that fed other lengths than the preprocessor's says so.
+    path = model.save_prompt(
+        tmp_path / "b.safetensors",
+        encoder_sequence_length=48,
+        decoder_sequence_length=3,
+    )
+    _, metadata = read_prompt_file(path)
+    assert metadata["encoder_sequence_length"] == 48
+    assert metadata["decoder_sequence_length"] == 3
+
+    # Without a preprocessor there is nothing to record; the file loads.
+    bare = PromptedT5Seq2SeqLM(text_model.backbone, prompt_length=PROMPT_LENGTH)
+    path = bare.save_prompt(tmp_path / "c.safetensors")
+    _, metadata = read_prompt_file(path)
+    assert "encoder_sequence_length" not in metadata
+    assert "decoder_sequence_length" not in metadata
+    assert model.load_prompt(path)["backbone_fingerprint"]

@@ -139,16 +139,27 @@ def test_bfloat16_with_greedy_validation_score_and_float32_export(data, tmp_path
 
 def test_config_errors_name_the_setting():
     for changes, message in [
-        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0. Use a "
+         "whole number in that range (default: 32)."),
+        ({"steps": 0}, "steps must be an integer >= 1, got 0."),
         ({"steps": 2.5}, "steps must be an integer"),
-        ({"learning_rate": -1}, "learning_rate must be a positive number"),
+        ({"prompt_length": 100000}, "prompt_length must be an integer from 1 "
+         "to 4096, got 100000 (each prompt vector"),
+        ({"prompt_length": 0}, "prompt_length must be an integer from 1 to "
+         "4096, got 0"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be an integer >= 1, "
+         "got 0. Use a whole number in that range, or None (the default)."),
+        ({"learning_rate": -1}, "learning_rate must be a positive number, got "
+         "-1. Use a number > 0"),
+        ({"overwrite": "yes"}, "overwrite must be True or False, got 'yes'."),
         ({"dtype": "float16"}, "dtype must be"),
         ({"prompt_initializer": "text"}, "needs init_text"),
         ({"strategy": "gpu"}, "strategy must be one of"),
         ({"eval_every": 10, "steps_per_execution": 3}, "must divide"),
     ]:
-        with pytest.raises(TrainingError, match=message):
+        with pytest.raises(TrainingError) as error:
             TrainConfig().replace(**changes).validate()
+        assert message in str(error.value)
     with pytest.raises(TrainingError, match="Unknown training settings"):
         TrainConfig().replace(step=3)
     config = TrainConfig(steps=5).validate()
@@ -172,7 +183,16 @@ def test_outputs_are_written(data, tmp_path):
     prompt, metadata = read_prompt_file(output / "prompt.safetensors")
     assert metadata["task"] == "custom" and int(metadata["training_steps"]) == \
         metrics["best"]["step"]
+    # The lengths it was trained at, which exports then default to.
+    assert metadata["encoder_sequence_length"] == 24
+    # `max_target_length=None`: the longest label word plus `</s>`.
+    assert metadata["decoder_sequence_length"] >= 2
     np.testing.assert_array_equal(result["model"].get_prompt(), prompt)
     assert sorted(os.listdir(output / "checkpoints")) == [
         "prompt-step00000003.safetensors", "prompt-step00000006.safetensors"]
     assert not (output / "backup").exists()  # removed once training finished
+    run_config = json.loads((output / "run_config.json").read_text())
+    assert run_config["backbone"] == data["preset"]
+    assert run_config["task"]["label_words"] == ["positive", "negative"]
+    assert run_config["config"]["steps"] == 6
+    assert "verbose" not in run_config["config"]

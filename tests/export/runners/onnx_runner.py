@@ -7,6 +7,7 @@ Usage: python onnx_runner.py REQUEST.json
 import json
 import sys
 
+import bad_inputs
 import numpy as np
 import onnxruntime
 
@@ -60,14 +61,19 @@ def main(request_path):
         result["empty_shape"] = list(
             session.run([output], {k: v[:0] for k, v in feed.items()})[0].shape
         )
-        if mode == "bank":
-            result["bad_id_errors"] = {}
-            for name, bad in (("out_of_range", 3), ("negative", -1)):
-                bad_ids = task_ids.copy()
-                bad_ids[1] = bad
-                result["bad_id_errors"][name] = error_text(
-                    session.run, [output], {**feed, "task": bad_ids}
-                )
+        result["bad_inputs"] = {}
+        for name, (broken, expected, _, _) in bad_inputs.cases(
+            feed, request["vocabulary_size"], request["num_tasks"]
+        ).items():
+            out, invalid = session.run([output, "invalid_inputs"], broken)
+            result["bad_inputs"][name] = {
+                "out": out.tolist(),
+                "invalid_inputs": invalid.tolist(),
+                "expected": expected,
+            }
+        result["good_invalid_inputs"] = session.run(
+            ["invalid_inputs"], feed
+        )[0].tolist()
         if mode == "runtime":
             wrong = np.zeros(
                 (size, prompts.shape[1] + 1, prompts.shape[2]), np.float32
@@ -102,6 +108,12 @@ def main(request_path):
                         client.generate, request["texts"], tasks=[0, 1, 7, 0]
                     ),
                 }
+            if mode == "runtime":
+                nan_prompts = np.asarray(request["text_prompts"], np.float32)
+                nan_prompts[2, 0, 0] = np.nan
+                result["client_nan_prompt_error"] = error_text(
+                    client.generate, request["texts"], prompts=nan_prompts
+                )
         reply[key] = result
     reply["imported_tensorflow"] = "tensorflow" in sys.modules
     reply["imported_keras_prompt"] = "keras_prompt" in sys.modules

@@ -7,7 +7,7 @@ Usage: python savedmodel_runner.py REQUEST.json
 import json
 import sys
 
-import numpy as np
+import bad_inputs
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
@@ -132,6 +132,9 @@ def main(request_path):
                     ),
                 }
             result["errors"] = errors
+            result["no_task_rows_error"] = error_text(
+                signatures["generate_ids"], **encoder, task=tasks[:0]
+            )
             # Imported here, not at the top: loading and running the
             # SavedModels needs only tensorflow and tensorflow_text.
             from tensorflow_serving.apis import predict_pb2
@@ -148,6 +151,23 @@ def main(request_path):
                     "outputs"
                 ]
             )
+        # Token ids, masks and runtime prompts (bad task strings are
+        # `bad_tasks` above): each case fails the request, naming the input.
+        result["bad_inputs"] = {}
+        for signature_name, inputs in (("generate_ids", encoder), ("logits", batch)):
+            feed = {k: v.numpy() for k, v in inputs.items()}
+            if mode == "runtime":
+                feed["prompts"] = prompts.numpy()
+            for name, (broken, _, broken_input, shown) in bad_inputs.cases(
+                feed, request["vocabulary_size"], request["num_tasks"]
+            ).items():
+                if mode == "bank":
+                    broken["task"] = tasks
+                result["bad_inputs"][f"{signature_name}:{name}"] = {
+                    "error": error_text(signatures[signature_name], **broken),
+                    "input": broken_input,
+                    "value": shown,
+                }
         if mode == "runtime":
             wrong = tf.zeros([size, prompts.shape[1] + 1, prompts.shape[2]])
             result["wrong_shape_error"] = error_text(

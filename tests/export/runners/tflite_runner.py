@@ -8,6 +8,7 @@ import json
 import sys
 import warnings
 
+import bad_inputs
 import numpy as np
 
 try:
@@ -67,6 +68,19 @@ def main(request_path):
             reply[key] = result
             continue
         result["out"] = runner(**feed)[output].tolist()
+        result["bad_inputs"] = {}
+        for name, (broken, expected, _, _) in bad_inputs.cases(
+            feed,
+            request["vocabulary_size"],
+            request["num_tasks"],
+            fixed_batch=True,
+        ).items():
+            outputs = runner(**broken)
+            result["bad_inputs"][name] = {
+                "out": outputs[output].tolist(),
+                "invalid_inputs": outputs["invalid_inputs"].tolist(),
+                "expected": expected,
+            }
         if mode == "bank":
             # The same examples with the tasks permuted: rows must follow
             # their own task, whatever the batch mixes.
@@ -74,13 +88,6 @@ def main(request_path):
             permuted = {k: v[order] for k, v in feed.items()}
             result["permuted_order"] = order.tolist()
             result["permuted"] = runner(**permuted)[output].tolist()
-            result["bad_id_errors"] = {}
-            for name, bad in (("out_of_range", 3), ("negative", -1)):
-                bad_ids = task_ids.copy()
-                bad_ids[1] = bad
-                result["bad_id_errors"][name] = error_text(
-                    runner, **{**feed, "task": bad_ids}
-                )
         if mode == "runtime":
             wrong = np.zeros(
                 (len(task_ids), prompts.shape[1] + 1, prompts.shape[2]),

@@ -1,0 +1,1 @@
+"""Filesystem helpers shared by training, prompt files and exporters."""
