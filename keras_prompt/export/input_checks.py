@@ -3,10 +3,10 @@
 A SavedModel signature refuses a request with any bad row as a whole: its
 in-graph asserts raise `InvalidArgument` naming the input, the rows and the
 values (`assert_valid`). ONNX and LiteRT graphs cannot raise, so there every
-row gets a defined answer instead (`row_problems`): a bad row is computed
+row gets a defined answer instead (`RowProblems`): a bad row is computed
 on harmless stand-in values and its output replaced (token ids 0, logits
 NaN), and the graph's `invalid_inputs` output says what was wrong with it,
-as a sum of these flags (0 for a valid row):
+as the sum of the `PROBLEMS` flags below (0 for a valid row).
 """
 
 import numpy as np
@@ -23,6 +23,7 @@ PROBLEMS = {
     TASK_INVALID: "a task id outside [0, num_tasks), or no task for the row",
     PROMPT_INVALID: "a NaN or infinite prompt value, or no prompt for the row",
 }
+
 
 def describe_flags():
     """`{flag: meaning}` with string keys, for an export's JSON description
@@ -90,6 +91,16 @@ class RowProblems:
         inputs: `named` with out-of-range ids and task ids set to 0, mask
             values clipped to {0, 1}, bad prompt rows zeroed, and `task` /
             `prompts` given exactly one row per example.
+
+    Example:
+    ```python
+    problems = RowProblems(
+        {"encoder_token_ids": tf.constant([[5, 1], [40000, 1]]),
+         "encoder_padding_mask": tf.constant([[1, 1], [1, 1]])},
+        vocabulary_size=32128,
+    )
+    problems.flags  # [0, 1]: row 1 holds an id outside the vocabulary
+    ```
     """
 
     def __init__(self, named, vocabulary_size, num_tasks=0):
