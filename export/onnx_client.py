@@ -13,12 +13,18 @@ out as `<extra_id_N>`, ids without a piece as nothing.
 Usage:
     python onnx_client.py bank_generate.onnx --task rte "rte sentence1: ..."
     python onnx_client.py runtime_generate.onnx --prompt rte.npy "some text"
+    # the vote of all of rte's prompts (a bank holding an ensemble)
+    python onnx_client.py bank_generate.onnx --forward-model bank_forward.onnx \
+        --ensemble --task rte "rte sentence1: ..."
 
 Example (Python):
     client = OnnxPromptClient("bank_generate.onnx")
     client.task_names                  # ["rte", "sst2"]
     client.generate(["rte sentence1: ...", "sst2 sentence: ..."],
                     tasks=["rte", "sst2"])
+    voter = OnnxPromptClient("bank_generate.onnx",
+                             forward_model="bank_forward.onnx")
+    voter.ensemble(["rte sentence1: ..."], "rte")["outputs"]
 """
 
 import base64
@@ -47,18 +53,17 @@ class OnnxPromptClient(PromptClient):
         sentencepiece_model: optional path of a SentencePiece `.model` file,
             for exports made from a model without a preprocessor.
         providers: onnxruntime execution providers.
+        forward_model: optional `.onnx` file of the same export's
+            `graph="forward"`; `ensemble()` scores label words with it to
+            break tied votes.
     """
 
-    def __init__(self, path, sentencepiece_model=None, providers=None):
-        self.session = onnxruntime.InferenceSession(
-            path, providers=providers or ["CPUExecutionProvider"]
-        )
-        props = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in props:
-            raise ValueError(
-                f"'{path}' is not a keras-prompt export (no '{METADATA_KEY}' "
-                "metadata)."
-            )
+    def __init__(
+        self, path, sentencepiece_model=None, providers=None, forward_model=None
+    ):
+        providers = providers or ["CPUExecutionProvider"]
+        self.session = onnxruntime.InferenceSession(path, providers=providers)
+        props = _export_props(self.session, path)
         if sentencepiece_model is not None:
             with open(sentencepiece_model, "rb") as file:
                 tokenizer_proto = detokenizer_proto = file.read()
@@ -75,12 +80,40 @@ class OnnxPromptClient(PromptClient):
         super().__init__(
             json.loads(props[METADATA_KEY]), tokenizer_proto, detokenizer_proto
         )
+        self.forward_session = None
+        if forward_model is not None:
+            session = onnxruntime.InferenceSession(
+                forward_model, providers=providers
+            )
+            metadata = json.loads(_export_props(session, forward_model)[METADATA_KEY])
+            self.check_forward_metadata(metadata, forward_model)
+            self.forward_session = session
 
     def run_generate(self, feed):
-        names = [output.name for output in self.session.get_outputs()]
-        wanted = [name for name in ("token_ids", INVALID_INPUTS) if name in names]
-        outputs = dict(zip(wanted, self.session.run(wanted, feed)))
-        return outputs["token_ids"], outputs.get(INVALID_INPUTS)
+        return _run(self.session, "token_ids", feed)
+
+    def run_forward(self, feed):
+        if self.forward_session is None:
+            return super().run_forward(feed)
+        return _run(self.forward_session, "logits", feed)
+
+
+def _export_props(session, path):
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise ValueError(
+            f"'{path}' is not a keras-prompt export (no '{METADATA_KEY}' "
+            "metadata)."
+        )
+    return props
+
+
+def _run(session, output, feed):
+    """`(output, invalid_inputs or None)` of one session run."""
+    names = [value.name for value in session.get_outputs()]
+    wanted = [name for name in (output, INVALID_INPUTS) if name in names]
+    outputs = dict(zip(wanted, session.run(wanted, feed)))
+    return outputs[output], outputs.get(INVALID_INPUTS)
 
 
 def main(argv=None):
@@ -88,7 +121,9 @@ def main(argv=None):
     parser.add_argument("--sentencepiece-model", help="tokenizer .model file")
     args = parser.parse_args(argv)
     client = OnnxPromptClient(
-        args.model, sentencepiece_model=args.sentencepiece_model
+        args.model,
+        sentencepiece_model=args.sentencepiece_model,
+        forward_model=args.forward_model,
     )
     return print_generated(client, args)
 

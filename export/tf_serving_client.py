@@ -11,12 +11,15 @@ Usage:
     # REST (port 8501)
     python tf_serving_client.py --protocol rest --server localhost:8501 \
         --model keras_prompt --task rte "rte sentence1: ..."
-    # token ids instead of text
-    python tf_serving_client.py --signature generate_ids ...
+    # the vote of all of rte's prompts (`ensemble_text`, a bank holding an
+    # ensemble)
+    python tf_serving_client.py --server localhost:8500 --model keras_prompt \
+        --ensemble --task rte "rte sentence1: ..." "rte sentence1: ..."
 
 Example (Python):
     client = TFServingClient("localhost:8500", "keras_prompt")
     client.generate(["rte sentence1: ..."], tasks=["rte"])
+    client.ensemble(["rte sentence1: ..."], "rte")["outputs"]
     rest = TFServingClient("localhost:8501", "keras_prompt", protocol="rest")
     rest.generate(["rte sentence1: ..."], tasks=["rte"])
 """
@@ -84,6 +87,24 @@ def make_generate_ids_request(
         tf.make_tensor_proto(np.asarray(encoder_padding_mask, np.int32))
     )
     _add_prompt_inputs(request, len(encoder_token_ids), tasks, prompts)
+    return request
+
+
+def make_ensemble_request(model_name, texts, task, version=None):
+    """A `PredictRequest` for the `ensemble_text` signature: every text
+    with each of `task`'s prompts, voted (one task for the request)."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = "ensemble_text"
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    texts = [t.encode("utf-8") if isinstance(t, str) else t for t in texts]
+    request.inputs["inputs"].CopyFrom(
+        tf.make_tensor_proto(np.array(texts, dtype=object), dtype=tf.string)
+    )
+    request.inputs["task"].CopyFrom(
+        tf.make_tensor_proto(str(task).encode("utf-8"), dtype=tf.string)
+    )
     return request
 
 
@@ -230,6 +251,21 @@ class TFServingClient:
         )
         return self.predict(request)["token_ids"]
 
+    def ensemble(self, texts, task):
+        """The vote of all of `task`'s prompts on each text, through
+        `ensemble_text`: a dict with `outputs` (the voted label words, ""
+        for no vote), `label` (`[B]`, -1 for no vote), `prompt_labels`
+        (`[B, N]`) and `label_scores` (`[B, N, C]`)."""
+        request = make_ensemble_request(
+            self.model_name, texts, task, version=self.version
+        )
+        outputs = self.predict(request)
+        outputs["outputs"] = [
+            o.decode("utf-8") if isinstance(o, bytes) else str(o)
+            for o in outputs["outputs"]
+        ]
+        return outputs
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
@@ -248,6 +284,11 @@ def main(argv=None):
     parser.add_argument(
         "--prompt", help="runtime mode: .npy file with a [P, H] prompt"
     )
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="print the vote of all of the --task's prompts (one --task)",
+    )
     args = parser.parse_args(argv)
     client = TFServingClient(
         args.server, args.model, protocol=args.protocol, version=args.version
@@ -255,6 +296,12 @@ def main(argv=None):
     tasks = None
     if args.task:
         tasks = args.task[0] if len(args.task) == 1 else args.task
+    if args.ensemble:
+        if not isinstance(tasks, str):
+            parser.error("--ensemble takes exactly one --task.")
+        for text in client.ensemble(args.texts, tasks)["outputs"]:
+            sys.stdout.write(text + "\n")
+        return 0
     prompts = None
     if args.prompt:
         prompt = np.load(args.prompt).astype(np.float32)

@@ -24,6 +24,7 @@ _ATTRIBUTES = {
     "TrainConfig": "keras_prompt.training.train_config",
     "train": "keras_prompt.training.train",
     "evaluate": "keras_prompt.training.evaluate",
+    "ensemble": "keras_prompt.training.ensemble",
 }
 _SUBPACKAGES = (
     "convert",

@@ -1,13 +1,19 @@
 """Prompt initializers from the paper, in increasing order of quality:
-random uniform, sampled vocabulary, class labels; plus text and arrays.
+random uniform, sampled vocabulary, class labels; plus text, arrays and
+prompt files (SPoT transfer).
 
 The vocabulary-based initializers copy rows of the frozen backbone's token
 embedding matrix, so they are built from that matrix (and, for strings, a
 tokenizer). `get()` resolves a name to an initializer for a given backbone.
 """
 
+import hashlib
+import os
+
 import keras
 import numpy as np
+
+from keras_prompt.prompts import prompt_file
 
 # T5's SentencePiece vocabularies reserve ids 0 (<pad>), 1 (</s>), 2 (<unk>).
 NUM_SPECIAL_TOKENS = 3
@@ -15,7 +21,14 @@ NUM_SPECIAL_TOKENS = 3
 # pieces by frequency, so those are the lowest ids after the specials.
 NUM_COMMON_TOKENS = 5000
 
-NAMES = ("random_uniform", "sampled_vocab", "class_labels", "text", "from_array")
+NAMES = (
+    "random_uniform",
+    "sampled_vocab",
+    "class_labels",
+    "text",
+    "from_array",
+    "from_file",
+)
 
 
 class ArrayInitializer(keras.initializers.Initializer):
@@ -60,6 +73,75 @@ class FromArray(ArrayInitializer):
 
     def get_config(self):
         return {"array": self.array.tolist()}
+
+
+@keras.saving.register_keras_serializable(package="keras_prompt")
+class FromFile(FromArray):
+    """Initializes the prompt with the values of a prompt file, e.g. a prompt
+    trained on a source task to start a target task's prompt (SPoT; Vu et
+    al., ACL 2022).
+
+    The file is read and validated when the initializer is created.
+    `PromptedT5Seq2SeqLM` then calls `check()`: a file of another backbone
+    (fingerprint), prompt length or hidden size is refused before anything
+    is built on it. Like any array, the file's values are the prompt the
+    model starts with, also under a reparameterization (see
+    `PromptedT5Seq2SeqLM`).
+
+    Args:
+        path: a prompt file written by `save_prompt` / `keras-prompt train`,
+            or a training output directory (its `prompt.safetensors`).
+
+    Example:
+    ```python
+    init = keras_prompt.initializers.FromFile("runs/mnli/prompt.safetensors")
+    init.metadata["task"]  # "mnli"
+    ```
+    """
+
+    def __init__(self, path):
+        self.path = prompt_file.prompt_file_path(path)
+        prompt, self.metadata = prompt_file.read_prompt_file(self.path)
+        with open(self.path, "rb") as file:
+            self.sha256 = hashlib.sha256(file.read()).hexdigest()
+        super().__init__(prompt)
+
+    def check(self, *, fingerprint, prompt_length, hidden_dim):
+        """Raises `PromptFileError` naming the file and what differs unless
+        it was trained on the backbone of `fingerprint` and is
+        `[prompt_length, hidden_dim]`."""
+        try:
+            prompt_file.check_prompt_compatible(
+                self.metadata,
+                self.array,
+                fingerprint=fingerprint,
+                prompt_length=prompt_length,
+                hidden_dim=hidden_dim,
+                source=f"The initial prompt file '{self.path}'",
+            )
+        except prompt_file.PromptFileError as error:
+            length_only = self.array.shape[1] == hidden_dim
+            if length_only and self.array.shape[0] != prompt_length:
+                raise  # The length differs; the message says the fix.
+            raise prompt_file.PromptFileError(
+                f"{error} Start from a prompt file trained on this backbone, "
+                "or use another prompt initializer."
+            ) from None
+
+    def source_metadata(self):
+        """Where the initial prompt came from, as prompt-file metadata:
+        `init_file` (absolute path), `init_file_sha256`, and the file's
+        `task` and `training_steps` as `init_task` and `init_training_steps`
+        (when it records them)."""
+        return {
+            "init_file": os.path.abspath(self.path),
+            "init_file_sha256": self.sha256,
+            "init_task": self.metadata.get("task"),
+            "init_training_steps": self.metadata.get("training_steps"),
+        }
+
+    def get_config(self):
+        return {"path": self.path}
 
 
 def _common_token_ids(vocabulary_size, num_candidates, excluded_ids=()):
@@ -259,20 +341,23 @@ def get(
     tokenizer=None,
     labels=None,
     text=None,
+    path=None,
     seed=None,
 ):
     """Resolves an initializer name (or object, or array) for a backbone.
 
     Args:
         identifier: one of `"random_uniform"`, `"sampled_vocab"`,
-            `"class_labels"` (needs `labels`), `"text"` (needs `text`), a
-            `[prompt_length, hidden_dim]` array (`"from_array"`), or any
-            Keras initializer.
+            `"class_labels"` (needs `labels`), `"text"` (needs `text`),
+            `"from_file"` (needs `path`), a `[prompt_length, hidden_dim]`
+            array (`"from_array"`), or any Keras initializer.
         embeddings: the backbone's token embedding matrix, for vocabulary
             based initializers.
         tokenizer: a KerasHub tokenizer, for `labels` and `text`.
         labels: list of label words, for `"class_labels"`.
         text: string, for `"text"`.
+        path: a prompt file (or training output directory), for
+            `"from_file"`.
         seed: int seed.
 
     Returns:
@@ -305,6 +390,14 @@ def get(
         raise ValueError(
             "For 'from_array', pass the array itself as the initializer."
         )
+    if identifier == "from_file":
+        if not path:
+            raise ValueError(
+                "The 'from_file' initializer needs the prompt file: pass "
+                "`init_file=...` (a .safetensors prompt or a training output "
+                "directory)."
+            )
+        return FromFile(path)
     if embeddings is None:
         raise ValueError(f"The {identifier!r} initializer needs embeddings.")
     excluded = sentinel_ids(tokenizer)

@@ -128,3 +128,55 @@ def test_initializers_serialize():
         keras.ops.convert_to_numpy(restored((3, 8))),
         keras.ops.convert_to_numpy(init((3, 8))),
     )
+
+
+def _prompt_file(directory, prompt, **metadata):
+    from keras_prompt.prompts import save_prompt_file
+
+    path = str(directory / "prompt.safetensors")
+    return save_prompt_file(
+        path, prompt, {"backbone_fingerprint": "f" * 64, **metadata}
+    )
+
+
+def test_from_file_starts_from_the_file_and_records_it(tmp_path):
+    import hashlib
+
+    prompt = EMBEDDINGS[:3]
+    path = _prompt_file(tmp_path, prompt, task="mnli", training_steps=40)
+    # A training output directory names its prompt.safetensors.
+    init = initializers.get("from_file", path=str(tmp_path))
+    assert isinstance(init, initializers.FromFile) and init.path == path
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(init((3, 8))), prompt)
+    with open(path, "rb") as file:
+        sha256 = hashlib.sha256(file.read()).hexdigest()
+    assert init.source_metadata() == {
+        "init_file": path, "init_file_sha256": sha256, "init_task": "mnli",
+        "init_training_steps": 40}
+    restored = keras.initializers.deserialize(keras.initializers.serialize(init))
+    np.testing.assert_array_equal(restored.array, prompt)
+    with pytest.raises(ValueError, match="needs the prompt file: pass `init_file"):
+        initializers.get("from_file")
+
+
+@pytest.mark.parametrize("fingerprint, length, hidden, message", [
+    ("0" * 64, 3, 8, "backbone fingerprint ffffffffffff… does not match this "
+     "backbone's 000000000000…"),
+    ("f" * 64, 3, 16, "hidden size 8 does not match the backbone's hidden_dim "
+     "16"),
+    ("f" * 64, 5, 8, "prompt length 3 does not match the model's "
+     "prompt_length 5. Build the model with `prompt_length=3`."),
+])
+def test_from_file_refuses_another_backbone_or_shape(
+        tmp_path, fingerprint, length, hidden, message):
+    path = _prompt_file(tmp_path, EMBEDDINGS[:3])
+    init = initializers.FromFile(path)
+    with pytest.raises(ValueError) as error:
+        init.check(fingerprint=fingerprint, prompt_length=length,
+                   hidden_dim=hidden)
+    text = str(error.value)
+    assert text.startswith(f"The initial prompt file '{path}': ")
+    assert message in text
+    if length == 3:  # A backbone mismatch says what to do instead.
+        assert text.endswith("Start from a prompt file trained on this "
+                             "backbone, or use another prompt initializer.")

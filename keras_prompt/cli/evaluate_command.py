@@ -7,11 +7,15 @@ from keras_prompt.cli.arguments import add_task_arguments
 from keras_prompt.cli.arguments import positive_int
 from keras_prompt.cli.arguments import task_from_arguments
 
-HELP = "compute a prompt's task metrics"
+HELP = "compute a prompt's (or a prompt ensemble's) task metrics"
 DESCRIPTION = (
     "Greedy decoding + exact match against the label words (or "
-    "--rank-classification); prints the metrics as JSON."
+    "--rank-classification); prints the metrics as JSON. With several "
+    "--prompt files of one task and --ensemble, evaluates them as an "
+    "ensemble (all prompts in one batch, then a majority vote or the mean "
+    "label log-likelihood), with each prompt's own metrics."
 )
+ENSEMBLE_METHODS = ("vote", "mean-logprob")
 
 
 def add_arguments(parser):
@@ -23,7 +27,16 @@ def add_arguments(parser):
     parser.add_argument(
         "--prompt",
         required=True,
-        help="prompt file, or a training output directory",
+        action="append",
+        help="prompt file, or a training output directory; repeat it with "
+        "--ensemble for a prompt ensemble",
+    )
+    parser.add_argument(
+        "--ensemble",
+        choices=ENSEMBLE_METHODS,
+        help="evaluate the --prompt files as an ensemble: vote (majority "
+        "vote of their labels, ties to the higher mean log-likelihood) or "
+        "mean-logprob (the label with the highest mean log-likelihood)",
     )
     add_task_arguments(parser, split_files=("validation", "test"))
     parser.add_argument(
@@ -60,27 +73,48 @@ def prompt_labels(prompt):
 
 
 def run(args):
-    from keras_prompt.training.evaluate import evaluate
-
+    if len(args.prompt) > 1 and not args.ensemble:
+        raise ValueError(
+            f"Got {len(args.prompt)} --prompt files: evaluate them together "
+            "with --ensemble vote (or --ensemble mean-logprob), or one at a "
+            "time with a single --prompt."
+        )
     split = args.split
     if split == "validation" and args.test_file and not args.validation_file:
         split = "test"
     task = task_from_arguments(
-        args, labels=None if args.task else prompt_labels(args.prompt)
+        args, labels=None if args.task else prompt_labels(args.prompt[0])
     )
-    metrics = evaluate(
-        args.backbone,
-        args.prompt,
-        task,
+    options = dict(
         split=split,
         data_dir=args.data_dir,
         batch_size=args.batch_size,
         max_input_length=args.max_input_length,
         max_target_length=args.max_target_length,
         max_examples=args.max_examples,
-        rank_classification=args.rank_classification,
         jit_compile=not args.no_xla,
         output=args.output,
     )
+    if args.ensemble:
+        from keras_prompt.training.ensemble import ensemble
+
+        metrics = ensemble(
+            args.backbone,
+            args.prompt,
+            task,
+            method=args.ensemble,
+            rank_classification=args.rank_classification or None,
+            **options,
+        )
+    else:
+        from keras_prompt.training.evaluate import evaluate
+
+        metrics = evaluate(
+            args.backbone,
+            args.prompt[0],
+            task,
+            rank_classification=args.rank_classification,
+            **options,
+        )
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0

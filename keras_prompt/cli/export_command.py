@@ -102,7 +102,9 @@ def add_arguments(parser):
         default=[],
         metavar="[NAME=]FILE",
         help="prompt file or training output directory; repeat for a bank "
-        "(NAME defaults to the file's task metadata, then the file name)",
+        "(NAME defaults to the file's task metadata, then the file name); a "
+        "NAME given several times holds all its prompts (an ensemble: "
+        "SavedModel signatures ensemble_text/ensemble_ids)",
     )
     parser.add_argument(
         "--mode",
@@ -222,12 +224,11 @@ def _run(args):
             + ", ".join(f"{name}: {length}" for name, _, length in entries)
             + "."
         )
-    names = [entry[0] for entry in entries]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(
-            f"Duplicate task names {duplicates}; name them with --prompt NAME=FILE."
-        )
+    # A task named by several --prompt holds all of them: an ensemble.
+    task_files = {}
+    for name, path, _ in entries:
+        task_files.setdefault(name, []).append(path)
+    names = list(task_files)
     prompt_length = lengths.pop() if lengths else args.prompt_length
     if args.format == "savedmodel" and not args.overwrite:
         version_dir = os.path.join(
@@ -264,7 +265,10 @@ def _run(args):
     if mode == "baked":
         prompts = entries[0][1]
     elif mode == "bank":
-        prompts = {name: path for name, path, _ in entries}
+        prompts = {
+            name: paths[0] if len(paths) == 1 else paths
+            for name, paths in task_files.items()
+        }
 
     written = []
     if args.format == "savedmodel":
@@ -316,7 +320,13 @@ def _run(args):
                 )
     if mode == "bank":
         print(
-            "tasks: " + ", ".join(f"{i}={name}" for i, name in enumerate(names))
+            "tasks: "
+            + ", ".join(
+                f"{i}={name}"
+                + (f" ({len(task_files[name])} prompts: an ensemble)"
+                   if len(task_files[name]) > 1 else "")
+                for i, name in enumerate(names)
+            )
         )
     for path in written:
         print(path)

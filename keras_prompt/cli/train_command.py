@@ -1,5 +1,7 @@
 """`keras-prompt train`: prompt-tune a frozen T5 on a task or your files."""
 
+import argparse
+import os
 import sys
 
 from keras_prompt.cli.arguments import add_length_arguments
@@ -14,8 +16,34 @@ DESCRIPTION = (
     "validation metric), OUTPUT/metrics.json, prompt checkpoints, a "
     "preemption backup (rerun the same command to resume) and TensorBoard "
     "logs. OUTPUT belongs to one run: a finished run there, or one with other "
-    "settings, is refused unless --overwrite is given."
+    "settings, is refused unless --overwrite is given. --prompt-init FILE "
+    "starts this task's prompt from a prompt trained on another task "
+    "(transfer); --resume-from FILE continues a prompt on its own task in a "
+    "new run (its length, the same label words, a fresh optimizer)."
 )
+# The initializers --prompt-init takes by name; anything else is a file.
+INITIALIZER_NAMES = ("class_labels", "sampled_vocab", "random_uniform", "text")
+
+
+def initializer_or_file(text):
+    """argparse type: an initializer name, or an existing prompt file or
+    training output directory."""
+    if text in INITIALIZER_NAMES or os.path.exists(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither an initializer ({', '.join(INITIALIZER_NAMES)})"
+        " nor an existing prompt file or training output directory"
+    )
+
+
+def existing_path(text):
+    """argparse type: an existing prompt file or training output
+    directory."""
+    if os.path.exists(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"no prompt file or training output directory at {text!r}"
+    )
 
 
 def add_arguments(parser):
@@ -44,16 +72,41 @@ def add_arguments(parser):
     hp.add_argument(
         "--prompt-length",
         type=positive_int,
-        default=100,
-        help="prompt vectors (default: 100)",
+        help="prompt vectors (default: 100, or the length of the "
+        "--prompt-init / --resume-from file)",
     )
     hp.add_argument(
         "--prompt-init",
         default="class_labels",
-        choices=["class_labels", "sampled_vocab", "random_uniform", "text"],
-        help="prompt initialization (default: class_labels)",
+        type=initializer_or_file,
+        metavar="{" + ",".join(INITIALIZER_NAMES) + "} or FILE",
+        help="prompt initialization (default: class_labels), or a prompt "
+        "file (or training output directory) trained on this backbone for "
+        "another task, to start from its values (SPoT transfer)",
     )
     hp.add_argument("--init-text", help="text for --prompt-init text")
+    hp.add_argument(
+        "--resume-from",
+        type=existing_path,
+        metavar="PROMPT",
+        help="start a new run from a saved prompt (file or training output "
+        "directory) of this task and backbone: its values and length, a "
+        "fresh optimizer, steps counted from 0 (a preempted run instead "
+        "resumes by rerunning its own command)",
+    )
+    hp.add_argument(
+        "--reparameterization",
+        choices=["residual"],
+        help="residual: Residual Prompt Tuning, the prompt goes through a "
+        "shared residual MLP while training (saved and exported prompts are "
+        "folded, plain prompts)",
+    )
+    hp.add_argument(
+        "--bottleneck-size",
+        type=positive_int,
+        metavar="N",
+        help="width of the residual MLP (default: 800, the official code's)",
+    )
     hp.add_argument(
         "--learning-rate",
         type=positive_float,
@@ -144,10 +197,15 @@ def config_from_arguments(args):
     """The `TrainConfig` the flags describe."""
     from keras_prompt.training.train_config import TrainConfig
 
+    from_file = args.prompt_init not in INITIALIZER_NAMES
     return TrainConfig(
         prompt_length=args.prompt_length,
-        prompt_initializer=args.prompt_init,
+        prompt_initializer="from_file" if from_file else args.prompt_init,
         init_text=args.init_text,
+        init_file=args.prompt_init if from_file else None,
+        resume_from=args.resume_from,
+        reparameterization=args.reparameterization,
+        bottleneck_size=args.bottleneck_size,
         learning_rate=args.learning_rate,
         steps=args.steps,
         batch_size=args.batch_size,

@@ -12,11 +12,17 @@ class GlueFormatter:
     becomes `"rte hypothesis: ... premise: ..."` and GLUE MRPC
     `"mrpc sentence1: ... sentence2: ..."`. The target is the label word.
 
+    For MultiRC T5 also removes the paragraph's HTML markup from the joined
+    string: each `<br>` becomes a space and `<b>`/`</b>` are dropped.
+
     Args:
         benchmark_name: the prefix, e.g. `"rte"`.
         feature_names: the text features in output order.
         sort_features: sort `feature_names` by name (T5's default when it is
             not given an order). Defaults to `True`.
+        remove_html: remove `<br>`, `<b>` and `</b>` as T5 does for
+            MultiRC. Defaults to `None`: only when `benchmark_name` is
+            `"multirc"`, as in T5.
 
     Example:
 
@@ -28,8 +34,11 @@ class GlueFormatter:
     ```
     """
 
-    def __init__(self, benchmark_name, feature_names, sort_features=True):
+    def __init__(self, benchmark_name, feature_names, sort_features=True,
+                 remove_html=None):
         self.benchmark_name = benchmark_name
+        self.remove_html = (benchmark_name == "multirc" if remove_html is None
+                            else bool(remove_html))
         feature_names = list(feature_names)
         self.feature_names = (
             sorted(feature_names) if sort_features else feature_names
@@ -48,11 +57,20 @@ class GlueFormatter:
             parts.append(tf.strings.as_string(example[name])
                          if example[name].dtype != tf.string
                          else example[name])
-        return tf.strings.join(parts, separator=" ")
+        joined = tf.strings.join(parts, separator=" ")
+        if self.remove_html:
+            joined = tf.strings.regex_replace(joined, "<br>", " ")
+            joined = tf.strings.regex_replace(joined, "</?b>", "")
+        return joined
 
     def get_config(self):
-        return {
+        config = {
             "benchmark_name": self.benchmark_name,
             "feature_names": self.feature_names,
             "sort_features": False,
         }
+        # Only when it differs from the default, so that the configs of the
+        # other tasks (part of a training run's identity) stay as they were.
+        if self.remove_html != (self.benchmark_name == "multirc"):
+            config["remove_html"] = self.remove_html
+        return config

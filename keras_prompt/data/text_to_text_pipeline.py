@@ -14,6 +14,9 @@ _GRAPH_SEED = 20210418  # any fixed non-zero value
 class TextToTextPipeline:
     """Turns `{"inputs", "targets", "label"}` examples into model batches.
 
+    Other keys of the examples (a free-form task's `references`, a grouped
+    task's `group`) are left out; the evaluator reads them itself.
+
     Tokenization runs inside `tf.data` with the backbone's SentencePiece
     tokenizer. Packing follows KerasHub's `T5Seq2SeqLMPreprocessor`: the
     encoder input is `tokens + </s>` padded to `max_input_length`; the decoder
@@ -106,7 +109,11 @@ class TextToTextPipeline:
         key = id(examples)
         if cache and key in self._tokenized:
             return self._tokenized[key][1]
-        ds = examples.batch(256).map(
+        # Only what the model needs: a free-form task's examples also carry
+        # reference answers of varying number, which would not batch.
+        ds = examples.map(
+            lambda ex: {k: ex[k] for k in ("inputs", "targets", "label")}
+        ).batch(256).map(
             self._tokenize_batch, num_parallel_calls=self.num_parallel_calls
         ).unbatch()
         if cache:

@@ -24,7 +24,12 @@ class TFDSSource:
 
     Args:
         name: the TFDS name with config, e.g. `"super_glue/rte"`.
-        text_features: the text feature names the formatter needs.
+        text_features: the feature names the formatter needs.
+        extra_features: further features to keep as they are (nested
+            dicts and sequences too), e.g. `["idx", "answers"]` for the
+            task's targets and groups.
+        has_label: whether the dataset has a class `label` feature (loaded
+            as int32); SuperGLUE ReCoRD has none.
 
     Example:
 
@@ -34,9 +39,12 @@ class TFDSSource:
     ```
     """
 
-    def __init__(self, name, text_features=()):
+    def __init__(self, name, text_features=(), extra_features=(),
+                 has_label=True):
         self.name = name
         self.text_features = list(text_features)
+        self.extra_features = list(extra_features)
+        self.has_label = bool(has_label)
 
     def describe(self, split):
         return f"TFDS '{self.name}' split '{split}'"
@@ -87,16 +95,19 @@ class TFDSSource:
         return info
 
     def load(self, split, data_dir=None):
-        """Return a `tf.data.Dataset` of feature dicts with an int `label`."""
+        """Return a `tf.data.Dataset` of feature dicts with an int32
+        `label` (when the dataset has a label feature)."""
         import tensorflow as tf
         import tensorflow_datasets as tfds
 
         builder = self._builder(data_dir)
         self._check_split(builder, split, data_dir)
         features = builder.info.features
-        missing = [
-            f for f in self.text_features + ["label"] if f not in features
-        ]
+        keep = self.text_features + [
+            f for f in self.extra_features if f not in self.text_features]
+        if self.has_label:
+            keep.append("label")
+        missing = [f for f in keep if f not in features]
         if missing:
             raise DataError(
                 f"TFDS dataset '{self.name}' has no feature(s) {missing}; it "
@@ -110,14 +121,22 @@ class TFDSSource:
             shuffle_files=False,
             try_gcs=False,
         )
-        keep = self.text_features + ["label"]
+        has_label = self.has_label
 
         def select(example):
             out = {k: example[k] for k in keep}
-            out["label"] = tf.cast(out["label"], tf.int32)
+            if has_label:
+                out["label"] = tf.cast(out["label"], tf.int32)
             return out
 
         return ds.map(select, num_parallel_calls=tf.data.AUTOTUNE)
 
     def get_config(self):
-        return {"name": self.name, "text_features": self.text_features}
+        config = {"name": self.name, "text_features": self.text_features}
+        # Only when set, so that the configs of the classification tasks
+        # (part of a training run's identity) stay as they were.
+        if self.extra_features:
+            config["extra_features"] = self.extra_features
+        if not self.has_label:
+            config["has_label"] = False
+        return config

@@ -3,6 +3,13 @@
 Clients read it to map task names to ids, to know the sequence lengths and
 the special token ids; it also records the versions that produced the
 export (the server's tensorflow-text must match for SavedModels).
+
+A bank export also lists each task's prompt ids (`task_prompt_ids`: a task
+with several prompts is an ensemble; ids below `len(task_names)` are the
+tasks' first prompts, equal to their task ids) and, for tasks whose prompts
+record label words, what an ensemble vote needs (`task_labels`: the words,
+their target token ids with `</s>`, and `max_target_length`); the clients in
+`export/` vote with them.
 """
 
 import json
@@ -90,6 +97,10 @@ def export_metadata(model, resolved, export_format, **extra):
             "at its first </s> (kept) and every later position is 0 (pad)."
         ),
     }
+    if resolved.mode == "bank":
+        metadata["num_prompts"] = len(resolved.sources)
+        metadata["task_prompt_ids"] = resolved.task_prompt_ids
+        metadata["task_labels"] = resolved.label_targets(model)
     metadata.update(extra)
     return metadata
 

@@ -170,8 +170,10 @@ def export_onnx(
     Inputs (`B`, `S`, `T` dynamic; `P`, `H` fixed):
     - `graph="forward"`: `encoder_token_ids`, `encoder_padding_mask`,
       `decoder_token_ids`, `decoder_padding_mask` (int32), plus `task`
-      (int32 `[B]`, mode `"bank"`) or `prompts` (float32 `[B, P, H]`, mode
-      `"runtime"`) -> `logits` float32 `[B, T, V]`.
+      (int32 `[B]`, mode `"bank"`: a prompt id, which is the task id of a
+      task's first prompt; a bank with ensembles lists each task's prompt
+      ids in the description's `task_prompt_ids`) or `prompts` (float32
+      `[B, P, H]`, mode `"runtime"`) -> `logits` float32 `[B, T, V]`.
     - `graph="generate"`: `encoder_token_ids`, `encoder_padding_mask`
       (+ `task` | `prompts`) -> `token_ids` int32 `[B, max_decode_length]`
       (column 0 is the start token 0; 0 after each row's first `</s>`).

@@ -9,24 +9,31 @@ import tensorflow as tf
 from keras_prompt.export import metadata as metadata_lib
 from keras_prompt.export.atomic import atomic_directory
 from keras_prompt.export.export_error import ExportError
+from keras_prompt.export.export_module import _with_a_row
 from keras_prompt.export.export_prompts import ExportPrompts
 from keras_prompt.export.input_checks import assert_one_row_each
 from keras_prompt.export.input_checks import assert_valid
 from keras_prompt.export.warmup_requests import write_warmup_requests
+from keras_prompt.models.rank_classification import choice_log_likelihoods
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_NAMES = ("serving_default", "generate_ids", "logits")
+# Exported when the bank holds a task with several prompts (an ensemble).
+ENSEMBLE_SIGNATURE_NAMES = ("ensemble_text", "ensemble_ids")
 
 
-def task_ids_from_strings(task, task_names):
+def task_ids_from_strings(task, task_names, num_ids=None):
     """Maps task strings (a name, or a decimal id) to int32 ids in-graph.
 
-    Any unknown name or out-of-range id fails the whole request with an
-    `InvalidArgument` error that lists the offending values and the known
-    tasks; no example ever falls back to another task's prompt.
+    A name gives its task id; a decimal id is taken as it is and must be
+    below `num_ids` (default: the number of tasks; a bank with ensembles
+    accepts every prompt id). Any unknown name or out-of-range id fails the
+    whole request with an `InvalidArgument` error that lists the offending
+    values and the known tasks; no example ever falls back to another
+    task's prompt.
     """
-    num_tasks = len(task_names)
+    num_tasks = len(task_names) if num_ids is None else int(num_ids)
     names = tf.constant(task_names, tf.string)
     matches = tf.equal(tf.expand_dims(task, 1), tf.expand_dims(names, 0))
     is_name = tf.reduce_any(matches, axis=1)
@@ -55,9 +62,66 @@ def task_ids_from_strings(task, task_names):
         return tf.identity(ids)
 
 
+class EnsembleTables:
+    """The constants the ensemble signatures index by task: each task's
+    prompt ids and label words, padded to rectangles.
+
+    Args:
+        task_names: the bank's tasks in id order.
+        task_prompt_ids: dict task -> prompt ids (`ExportPrompts`).
+        label_targets: dict task -> `{"words", "token_ids",
+            "max_target_length"}` (`ExportPrompts.label_targets`); tasks
+            without label words are absent (an ensemble request for them is
+            refused).
+    """
+
+    def __init__(self, task_names, task_prompt_ids, label_targets):
+        self.task_names = list(task_names)
+        self.labelled = [name for name in task_names if name in label_targets]
+        most_prompts = max(len(task_prompt_ids[name]) for name in task_names)
+        most_labels = max(len(label_targets[n]["words"]) for n in self.labelled)
+        longest = max(
+            len(ids)
+            for name in self.labelled
+            for ids in label_targets[name]["token_ids"]
+        )
+        size = len(task_names)
+        self.prompt_ids = np.zeros((size, most_prompts), np.int32)
+        self.num_prompts = np.zeros(size, np.int32)
+        self.words = np.full((size, most_labels), "", object)
+        self.num_labels = np.zeros(size, np.int32)
+        self.label_length = np.ones(size, np.int32)
+        self.target_length = np.ones(size, np.int32)
+        shape = (size, most_labels, longest)
+        self.decoder_ids = np.zeros(shape, np.int32)
+        self.target_ids = np.zeros(shape, np.int32)
+        self.target_mask = np.zeros(shape, np.int32)
+        for task, name in enumerate(task_names):
+            ids = task_prompt_ids[name]
+            self.prompt_ids[task, : len(ids)] = ids
+            self.num_prompts[task] = len(ids)
+            if name not in label_targets:
+                continue
+            target = label_targets[name]
+            self.words[task, : len(target["words"])] = target["words"]
+            self.num_labels[task] = len(target["words"])
+            self.label_length[task] = max(map(len, target["token_ids"]))
+            self.target_length[task] = target["max_target_length"]
+            for label, tokens in enumerate(target["token_ids"]):
+                # Decoder inputs: the targets shifted right behind the start
+                # token 0 (as `choice_tensors`).
+                self.target_ids[task, label, : len(tokens)] = tokens
+                self.target_mask[task, label, : len(tokens)] = 1
+                self.decoder_ids[task, label, 1 : len(tokens)] = tokens[:-1]
+        # Greedy outputs are decoded once to the longest task's length and
+        # cut to each task's own (greedy decoding is causal, so a prefix of
+        # a longer decode is the shorter decode).
+        self.decode_length = int(self.target_length.max()) + 1
+
+
 class _ServingModule(tf.Module):
     """The object that is saved: the inference module, the tokenizer and the
-    three signatures. It references no Keras object."""
+    signatures. It references no Keras object."""
 
     def __init__(
         self,
@@ -67,10 +131,12 @@ class _ServingModule(tf.Module):
         detokenizer,
         encoder_sequence_length,
         max_decode_length,
+        ensembles=None,
     ):
         super().__init__(name="keras_prompt_serving")
         self.core = core
         self._task_names = list(task_names)
+        self._ensembles = ensembles
         self._encoder_sequence_length = int(encoder_sequence_length)
         self._max_decode_length = int(max_decode_length)
         self._detokenizer = detokenizer
@@ -108,7 +174,9 @@ class _ServingModule(tf.Module):
                 extra, batch_size, "`task` must have one task per example"
             )
             with tf.control_dependencies([check]):
-                ids = task_ids_from_strings(extra, self._task_names)
+                ids = task_ids_from_strings(
+                    extra, self._task_names, core.num_tasks
+                )
             return core.bank_prompts(ids)
         checks = [
             assert_one_row_each(
@@ -163,6 +231,10 @@ class _ServingModule(tf.Module):
             }
         ids = np.array([[core.end_token_id]], np.int32)
         ones = np.ones((1, 1), np.int32)
+        ensemble_task = {}
+        if self._ensembles is not None:
+            task = np.array(self._ensembles.labelled[0], dtype=object)
+            ensemble_task = {"task": task}
         inputs = {
             "serving_default": {"inputs": np.array(["warm up"], dtype=object)},
             "generate_ids": {
@@ -175,14 +247,38 @@ class _ServingModule(tf.Module):
                 "decoder_token_ids": np.zeros((1, 1), np.int32),
                 "decoder_padding_mask": ones,
             },
+            "ensemble_text": {
+                "inputs": np.array(["warm up"], dtype=object),
+                **ensemble_task,
+            },
+            "ensemble_ids": {
+                "encoder_token_ids": ids,
+                "encoder_padding_mask": ones,
+                **ensemble_task,
+            },
         }
-        return [(name, {**inputs[name], **extra}) for name in signature_names]
+        return [
+            (
+                name,
+                inputs[name]
+                if name in ENSEMBLE_SIGNATURE_NAMES
+                else {**inputs[name], **extra},
+            )
+            for name in signature_names
+        ]
 
     # ---- signatures ------------------------------------------------- #
     def _checked(self, named, extra):
         """The token inputs `named` and the examples' prompts, as read after
         every check of the request passed (shapes, ids, masks, `task` /
         `prompts`), so that no layer sees an input before it is checked."""
+        with tf.control_dependencies(self._token_checks(named)):
+            checked = {name: tf.identity(value) for name, value in named.items()}
+            batch_size = tf.shape(named["encoder_token_ids"])[0]
+            return checked, self._prompts(batch_size, extra)
+
+    def _token_checks(self, named):
+        """The asserts over the token inputs `named` (shapes, ids, masks)."""
         checks = []
         for side in ("encoder", "decoder"):
             if f"{side}_token_ids" in named:
@@ -203,10 +299,107 @@ class _ServingModule(tf.Module):
                     message="encoder and decoder inputs need the same batch size",
                 )
             )
-        checks += assert_valid(named, self.core.vocabulary_size)
-        with tf.control_dependencies(checks):
-            checked = {name: tf.identity(value) for name, value in named.items()}
-            return checked, self._prompts(batch_size, extra)
+        return checks + assert_valid(named, self.core.vocabulary_size)
+
+    # ---- ensembles -------------------------------------------------- #
+    def _ensemble_task(self, task):
+        """The scalar `task` string -> its task id, asserting that it is a
+        known task with label words."""
+        tables = self._ensembles
+        task_id = task_ids_from_strings(
+            tf.reshape(task, [1]), self._task_names
+        )[0]
+        labelled = ", ".join(repr(name) for name in tables.labelled)
+        check = tf.debugging.Assert(
+            tf.gather(tf.constant(tables.num_labels), task_id) > 0,
+            [
+                "An ensemble votes over the task's label words, and this "
+                "task has none (its prompt files record no `labels`; save "
+                "them with `save_prompt(labels=...)`). Tasks with label "
+                f"words: {labelled}. Task:",
+                task,
+            ],
+            name="check_ensemble_task",
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(task_id)
+
+    def _ensemble(self, token_ids, padding_mask, task):
+        """Every prompt of `task` on every example, in one batch of
+        `num_prompts * B` rows (row `k * B + b`: prompt `k`, example `b`),
+        then the vote of `keras_prompt.ensemble(method="vote")`: each
+        prompt's greedy output (cut to the task's `max_target_length`
+        tokens) is matched against the label words; the label with the most
+        votes wins, a tie goes to the tied label with the highest mean
+        (over the prompts) label log-likelihood, and no vote at all gives
+        label -1 and the output ""."""
+        core, tables = self.core, self._ensembles
+        task_id = self._ensemble_task(task)
+        count = tf.gather(tf.constant(tables.num_prompts), task_id)
+        prompt_ids = tf.gather(tf.constant(tables.prompt_ids), task_id)[:count]
+        num_labels = tf.gather(tf.constant(tables.num_labels), task_id)
+        label_length = tf.gather(tf.constant(tables.label_length), task_id)
+        target_length = tf.gather(tf.constant(tables.target_length), task_id)
+        words = tf.gather(tf.constant(tables.words, tf.string), task_id)
+        words = words[:num_labels]
+
+        batch_size = tf.shape(token_ids)[0]
+        row_ids = tf.tile(token_ids, [count, 1])
+        row_mask = tf.tile(padding_mask, [count, 1])
+        prompts = core.bank_prompts(tf.repeat(prompt_ids, batch_size))
+        generated = core.greedy_generate(
+            row_ids, row_mask, prompts, tables.decode_length
+        )[:, : target_length + 1]
+        texts = tf.strings.strip(self._detokenize(generated))
+        matches = tf.equal(texts[:, None], words[None, :])
+        row_labels = tf.where(
+            tf.reduce_any(matches, axis=1),
+            tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32),
+            -1,
+        )
+        prompt_labels = tf.transpose(tf.reshape(row_labels, [count, -1]))
+
+        def choices(table):
+            return tf.gather(tf.constant(table), task_id)[
+                :num_labels, :label_length
+            ]
+
+        # The model's own rank classification (`model.score()`), with a
+        # dummy row for an empty batch (KerasHub's attention reshapes by -1).
+        rows, num_rows = _with_a_row([row_ids, row_mask, prompts])
+        scores = choice_log_likelihoods(
+            core.model,
+            rows[0],
+            rows[1],
+            choices(tables.decoder_ids),
+            choices(tables.target_ids),
+            choices(tables.target_mask),
+            rows[2],
+        )[:num_rows]
+        label_scores = tf.transpose(
+            tf.reshape(scores, [count, batch_size, num_labels]), [1, 0, 2]
+        )
+
+        votes = tf.reduce_sum(
+            tf.one_hot(prompt_labels, num_labels, dtype=tf.int32), axis=1
+        )
+        most = tf.reduce_max(votes, axis=1, keepdims=True)
+        mean = tf.reduce_mean(label_scores, axis=1)
+        winner = tf.argmax(
+            tf.where(tf.equal(votes, most), mean, float("-inf")),
+            axis=1,
+            output_type=tf.int32,
+        )
+        label = tf.where(most[:, 0] > 0, winner, -1)
+        outputs = tf.where(
+            label >= 0, tf.gather(words, tf.maximum(label, 0)), ""
+        )
+        return {
+            "outputs": outputs,
+            "label": label,
+            "prompt_labels": prompt_labels,
+            "label_scores": label_scores,
+        }
 
     def signatures(self):
         core = self.core
@@ -289,7 +482,78 @@ class _ServingModule(tf.Module):
             signatures["serving_default"] = concrete(
                 text_fn, [tf.TensorSpec([None], tf.string, name="inputs")]
             )
+        if self._ensembles is not None:
+            signatures.update(self._ensemble_signatures(ids_spec))
         return signatures
+
+    def _ensemble_signatures(self, ids_spec):
+        task_spec = tf.TensorSpec([], tf.string, name="task")
+        # One trace of the model for both signatures: they call it.
+        ensemble = tf.function(
+            self._ensemble, input_signature=ids_spec + [task_spec],
+            autograph=False,
+        )
+
+        def ensemble_text(inputs, task):
+            token_ids, padding_mask = self._tokenize(inputs)
+            return ensemble(token_ids, padding_mask, task)
+
+        def ensemble_ids(encoder_token_ids, encoder_padding_mask, task):
+            named = {
+                "encoder_token_ids": encoder_token_ids,
+                "encoder_padding_mask": encoder_padding_mask,
+            }
+            with tf.control_dependencies(self._token_checks(named)):
+                return ensemble(
+                    tf.identity(encoder_token_ids),
+                    tf.identity(encoder_padding_mask),
+                    task,
+                )
+
+        specs = {
+            "ensemble_text": (
+                ensemble_text,
+                [tf.TensorSpec([None], tf.string, name="inputs"), task_spec],
+            ),
+            "ensemble_ids": (ensemble_ids, ids_spec + [task_spec]),
+        }
+        return {
+            name: tf.function(
+                fn, input_signature=spec, autograph=False
+            ).get_concrete_function()
+            for name, (fn, spec) in specs.items()
+        }
+
+
+def _ensemble_tables(model, resolved, tokenizer):
+    """The `EnsembleTables` of a bank with an ensemble task, or `None` (and
+    why, in the log)."""
+    ensemble_tasks = resolved.ensemble_tasks
+    if not ensemble_tasks:
+        return None
+    if tokenizer is None:
+        logger.warning(
+            "Tasks %s hold several prompts, but the ensemble signatures "
+            "(%s) match greedy outputs against label words as text and need "
+            "the model's tokenizer and the text signature: not exported.",
+            ensemble_tasks,
+            ", ".join(ENSEMBLE_SIGNATURE_NAMES),
+        )
+        return None
+    targets = resolved.label_targets(model)
+    unlabelled = [name for name in ensemble_tasks if name not in targets]
+    if unlabelled:
+        logger.warning(
+            "Tasks %s hold several prompts but no label words (their prompt "
+            "files record no `labels`); the ensemble signatures refuse them. "
+            "Save the prompts with `save_prompt(labels=...)`.",
+            unlabelled,
+        )
+    if len(unlabelled) == len(ensemble_tasks):
+        return None
+    return EnsembleTables(
+        resolved.task_names, resolved.task_prompt_ids, targets
+    )
 
 
 def export_saved_model(
@@ -330,6 +594,35 @@ def export_saved_model(
       decoder_padding_mask [, task | prompts])` -> `{"logits":
       float32[B, T, V]}`.
 
+    A bank whose task holds several prompts (a prompt ensemble: `prompts=
+    {"rte": ["rte_a.safetensors", "rte_b.safetensors", ...], ...}`) also
+    gets, when the model has a tokenizer and `text_signature` is on:
+
+    - `ensemble_text(inputs: string[B], task: string[])` -> `{"outputs":
+      string[B], "label": int32[B], "prompt_labels": int32[B, N],
+      "label_scores": float32[B, N, C]}` and
+    - `ensemble_ids(encoder_token_ids, encoder_padding_mask, task:
+      string[])` -> the same,
+
+    with `N` the task's prompts and `C` its label words. `task` is one task
+    (a name or decimal task id) for the whole request. Every example runs
+    with each of the task's prompts in one batch of `N * B` rows, and the
+    prompts vote as in `keras_prompt.ensemble(method="vote")`: a prompt's
+    vote is its greedy output, decoded to the task's `max_target_length`
+    tokens (the longest label word plus `</s>`, at least 2) and matched,
+    stripped, against the label words (`prompt_labels`, -1 for no label
+    word); the most votes win; a tie goes to the tied label with the
+    highest mean over the prompts of its log-likelihood (`label_scores`,
+    the rank-classification scores, from which a client can also take
+    `mean-logprob`); no vote at all gives `label` -1 and `outputs` "". The
+    label words are those the task's prompt files record (`labels`
+    metadata, from `save_prompt(labels=...)`; prompts of one task must
+    agree); a task without them is refused by the ensemble signatures.
+    `serving_default`, `generate_ids` and `logits` run a task's first
+    prompt for its name; a decimal `task` there is a prompt id (rows of
+    the bank, listed per task in the export description's
+    `task_prompt_ids`), so each prompt can also be run alone.
+
     `task` (mode `"bank"`) is a task name or a decimal task id (`"0"`,
     `"1"`, ...). `prompts` exists in mode `"runtime"` only. A request with
     any bad example fails as a whole, before any work, with
@@ -348,8 +641,8 @@ def export_saved_model(
         mode: `"baked"`, `"runtime"` or `"bank"`.
         prompts: `baked`: a prompt file, a `[P, H]` array, or `None` for the
             model's current prompt; `bank`: dict task name -> prompt file
-            (or array); `runtime`: `None`. Prompt files are validated
-            against the backbone first.
+            (or array), or a list of them for an ensemble; `runtime`:
+            `None`. Prompt files are validated against the backbone first.
         model_name: TF Serving model name (directory under `export_dir`).
         version: integer version directory.
         max_decode_length: decoder length `L` of generated sequences
@@ -362,6 +655,10 @@ def export_saved_model(
 
     Returns:
         The version directory path `<export_dir>/<model_name>/<version>`.
+
+    Raises:
+        ValueError: bad arguments or prompts (see `ExportPrompts`), or
+            prompts of one ensemble task recording different label words.
 
     Example:
     ```python
@@ -412,6 +709,7 @@ def export_saved_model(
         detokenizer,
         metadata_lib.encoder_sequence_length(model),
         max_decode_length,
+        ensembles=_ensemble_tables(model, resolved, tokenizer),
     )
     signatures = module.signatures()
     description = metadata_lib.export_metadata(

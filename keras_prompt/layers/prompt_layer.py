@@ -18,6 +18,12 @@ class PromptLayer(keras.layers.Layer):
     The weight is always kept in float32 (under a mixed precision policy it
     is cast to the compute dtype when used), so small updates are not lost.
 
+    With a `reparameterization` (e.g. `ResidualPromptReparameterization`),
+    the layer's own prompt is `reparameterization(weight)`, computed anew in
+    every call so that the reparameterization trains with the weight;
+    `effective_prompt()` returns it. Per-example prompts are used as given
+    (they are already effective prompts).
+
     Args:
         prompt_length: int. Number of prompt vectors (the paper uses 100);
             0 adds none (the frozen model alone, e.g. for prompt design).
@@ -25,6 +31,10 @@ class PromptLayer(keras.layers.Layer):
             hidden size.
         initializer: a Keras initializer (instance or name) for the prompt.
             Defaults to uniform in `[-0.5, 0.5]`, the paper's random init.
+        reparameterization: optional layer mapping the prompt weight
+            `[prompt_length, hidden_dim]` to the prompt the encoder sees
+            (same shape), with a `zero_residual()` method that makes it the
+            identity; see `ResidualPromptReparameterization`.
         **kwargs: other arguments for `keras.layers.Layer`, e.g. `name`,
             `dtype`.
 
@@ -53,6 +63,7 @@ class PromptLayer(keras.layers.Layer):
         prompt_length,
         hidden_dim,
         initializer=None,
+        reparameterization=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -74,6 +85,7 @@ class PromptLayer(keras.layers.Layer):
         if initializer is None:
             initializer = keras.initializers.RandomUniform(-0.5, 0.5)
         self.initializer = keras.initializers.get(initializer)
+        self.reparameterization = reparameterization
 
     def build(self, input_shape=None):
         self.prompt = self.add_weight(
@@ -83,13 +95,31 @@ class PromptLayer(keras.layers.Layer):
             dtype="float32",
             trainable=True,
         )
+        if self.reparameterization is not None:
+            self.reparameterization.build((self.prompt_length, self.hidden_dim))
         self.built = True
+
+    def effective_prompt(self):
+        """The prompt the encoder sees, float32 `[prompt_length,
+        hidden_dim]`: the weight, reparameterized if the layer has a
+        reparameterization."""
+        if self.reparameterization is None:
+            return self.prompt
+        return self.reparameterization(self.prompt)
+
+    def assign_prompt(self, prompt):
+        """Makes `prompt` (`[prompt_length, hidden_dim]`) the effective
+        prompt: assigns the weight and, with a reparameterization, zeros its
+        residual (`effective_prompt()` then returns `prompt` exactly)."""
+        self.prompt.assign(prompt)
+        if self.reparameterization is not None:
+            self.reparameterization.zero_residual()
 
     def call(self, embeddings, padding_mask, prompt=None):
         batch_size = ops.shape(embeddings)[0]
         if prompt is None:
             prompt = ops.broadcast_to(
-                ops.expand_dims(self.prompt, 0),
+                ops.expand_dims(self.effective_prompt(), 0),
                 (batch_size, self.prompt_length, self.hidden_dim),
             )
         else:
@@ -126,6 +156,18 @@ class PromptLayer(keras.layers.Layer):
                 "prompt_length": self.prompt_length,
                 "hidden_dim": self.hidden_dim,
                 "initializer": keras.initializers.serialize(self.initializer),
+                "reparameterization": None
+                if self.reparameterization is None
+                else keras.layers.serialize(self.reparameterization),
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("reparameterization") is not None:
+            config["reparameterization"] = keras.layers.deserialize(
+                config["reparameterization"]
+            )
+        return cls(**config)

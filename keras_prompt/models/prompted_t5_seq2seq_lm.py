@@ -8,6 +8,12 @@ from keras import ops
 
 from keras_prompt import initializers
 from keras_prompt.layers.prompt_layer import PromptLayer
+from keras_prompt.layers.residual_prompt_reparameterization import (
+    DEFAULT_BOTTLENECK_SIZE,
+)
+from keras_prompt.layers.residual_prompt_reparameterization import (
+    ResidualPromptReparameterization,
+)
 from keras_prompt.models.decoding_loop import decode_tokens
 from keras_prompt.models.decoding_loop import sampler_next_token
 from keras_prompt.models.presets import load_backbone_and_preprocessor
@@ -24,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 # T5 vocabularies put `</s>` at id 1.
 T5_END_ID = 1
+REPARAMETERIZATIONS = ("residual",)
 TOKEN_INPUTS = (
     "encoder_token_ids",
     "encoder_padding_mask",
@@ -39,7 +46,23 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
     Wraps a `keras_hub.models.T5Backbone`, freezes every one of its weights,
     and prepends `prompt_length` free vectors to the embedded encoder input
     (Lester, Al-Rfou & Constant, 2021). Only those vectors train: the model's
-    `trainable_weights` is exactly `[prompt]`.
+    `trainable_weights` is exactly `[prompt]` (unless reparameterized).
+
+    With `reparameterization="residual"` (Residual Prompt Tuning,
+    Razdaibiedina et al., 2023) the prompt the encoder sees is
+    `P + LayerNorm(W_up · ReLU(W_down · P))`, one small MLP shared by the
+    prompt tokens (`keras_prompt.layers.ResidualPromptReparameterization`),
+    and the trainable weights are `P` and that MLP. `get_prompt()`,
+    `save_prompt()` and every export hold the folded prompt (those effective
+    values), which any model without reparameterization loads and serves
+    with the same logits. Conversely a prompt given as values, a file or an
+    array (`set_prompt`, `load_prompt`, the `"from_file"` initializer, an
+    array initializer) is the effective prompt: the MLP's residual starts
+    at zero (its layer norm's scale and offset), so the model gives exactly
+    that prompt's logits and training continues from it. The vocabulary and
+    random initializers set `P`, with the MLP on top from the first step,
+    as in the paper. Per-example `prompts` are effective prompts and skip
+    the MLP.
 
     It is a KerasHub task like `keras_hub.models.T5Seq2SeqLM`: its inputs
     are the four T5 inputs the preprocessor produces (`encoder_token_ids`,
@@ -64,12 +87,21 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             100); 0 runs the frozen model without a prompt (prompt design).
         prompt_initializer: `"random_uniform"` (the default, uniform in
             `[-0.5, 0.5]`), `"sampled_vocab"`, `"class_labels"` (needs
-            `labels`), `"text"` (needs `init_text`), a
-            `[prompt_length, hidden_dim]` array, or a Keras initializer.
+            `labels`), `"text"` (needs `init_text`), `"from_file"` (needs
+            `init_file`), a `[prompt_length, hidden_dim]` array, or a Keras
+            initializer.
         labels: optional list of the task's label words; used by the
             `"class_labels"` initializer and recorded in saved prompts.
         init_text: optional string for the `"text"` initializer.
-        seed: optional int seed for the prompt initializer.
+        seed: optional int seed for the prompt initializer (and the
+            reparameterization's initial weights).
+        init_file: a prompt file (or training output directory) for the
+            `"from_file"` initializer (SPoT transfer: start from a prompt
+            trained on another task). A file of another backbone, prompt
+            length or hidden size raises `PromptFileError`.
+        reparameterization: `None` (plain prompt tuning) or `"residual"`.
+        bottleneck_size: the residual MLP's width (default 800, the
+            official code's); only with `reparameterization="residual"`.
         **kwargs: passed to `keras_hub.models.Task` (e.g. `compile=False`).
 
     Example:
@@ -103,6 +135,9 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
         labels=None,
         init_text=None,
         seed=None,
+        init_file=None,
+        reparameterization=None,
+        bottleneck_size=None,
         **kwargs,
     ):
         if not isinstance(backbone, keras_hub.models.T5Backbone):
@@ -119,14 +154,30 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
         self.labels = list(labels) if labels is not None else None
         self.init_text = init_text
         self.seed = seed
+        self.init_file = init_file
+        self.reparameterization = reparameterization
+        self.bottleneck_size = self._check_reparameterization(
+            prompt_length, bottleneck_size
+        )
+        initializer = self._resolve_initializer(prompt_length)
         self.prompt_layer = PromptLayer(
             prompt_length=prompt_length,
             hidden_dim=backbone.hidden_dim,
-            initializer=self._resolve_initializer(prompt_length),
+            initializer=initializer,
+            reparameterization=ResidualPromptReparameterization(
+                self.bottleneck_size, seed=seed, name="reparameterization"
+            )
+            if reparameterization
+            else None,
             dtype=backbone.dtype_policy,
             name="prompt",
         )
         self.prompt_layer.build()
+        if reparameterization and isinstance(
+            initializer, initializers.FromArray
+        ):
+            # Given values (an array, a file) are the effective prompt.
+            self.prompt_layer.reparameterization.zero_residual()
 
         # === Functional Model ===
         # Functional like every KerasHub task (KerasHub swaps `Functional`
@@ -164,11 +215,39 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             self.prompt_length, self.hidden_dim, self.backbone_fingerprint
         )
 
+    def _check_reparameterization(self, prompt_length, bottleneck_size):
+        """The bottleneck size to use (`None` without reparameterization);
+        raises `ValueError` naming a bad setting."""
+        if self.reparameterization is None:
+            if bottleneck_size is not None:
+                raise ValueError(
+                    f"`bottleneck_size={bottleneck_size!r}` is a setting of "
+                    "the residual reparameterization: pass "
+                    "`reparameterization='residual'` too, or leave "
+                    "`bottleneck_size` out."
+                )
+            return None
+        if self.reparameterization not in REPARAMETERIZATIONS:
+            raise ValueError(
+                f"Unknown `reparameterization={self.reparameterization!r}`; "
+                f"use None (plain prompt tuning) or one of "
+                f"{list(REPARAMETERIZATIONS)}."
+            )
+        if not prompt_length:
+            raise ValueError(
+                "`reparameterization='residual'` needs a prompt to "
+                "reparameterize; got `prompt_length=0`. Use a positive "
+                "prompt_length."
+            )
+        if bottleneck_size is None:
+            return DEFAULT_BOTTLENECK_SIZE
+        return bottleneck_size
+
     def _resolve_initializer(self, prompt_length):
         if not prompt_length:
             return "zeros"
         tokenizer = getattr(self.preprocessor, "tokenizer", None)
-        return initializers.get(
+        initializer = initializers.get(
             self.prompt_initializer,
             embeddings=ops.convert_to_numpy(
                 self.backbone.token_embedding.embeddings
@@ -176,8 +255,16 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             tokenizer=tokenizer,
             labels=self.labels,
             text=self.init_text,
+            path=self.init_file,
             seed=self.seed,
         )
+        if isinstance(initializer, initializers.FromFile):
+            initializer.check(
+                fingerprint=self.backbone_fingerprint(),
+                prompt_length=prompt_length,
+                hidden_dim=self.backbone.hidden_dim,
+            )
+        return initializer
 
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(self._check_token_inputs(inputs), *args, **kwargs)
@@ -688,11 +775,19 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
     # === Prompt access and files ===
 
     def get_prompt(self):
-        """The prompt as a float32 NumPy array `[prompt_length, hidden_dim]`."""
-        return ops.convert_to_numpy(self.prompt_layer.prompt).copy()
+        """The prompt as a float32 NumPy array `[prompt_length, hidden_dim]`:
+        the prompt the encoder sees (with a reparameterization, the folded
+        prompt, which serves unchanged in a model without one)."""
+        return ops.convert_to_numpy(self.prompt_layer.effective_prompt()).copy()
 
     def set_prompt(self, prompt):
-        """Replaces the prompt with `prompt` (`[prompt_length, hidden_dim]`)."""
+        """Replaces the prompt with `prompt` (`[prompt_length, hidden_dim]`).
+
+        `get_prompt()` then returns `prompt` exactly. With a
+        reparameterization, `prompt` becomes the raw prompt and the
+        reparameterization's residual is zeroed (see the class docstring),
+        so that the model computes exactly what a plain model with `prompt`
+        does; training then continues from there."""
         prompt = np.asarray(prompt, dtype="float32")
         expected = (self.prompt_length, self.hidden_dim)
         if prompt.shape != expected:
@@ -702,7 +797,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             )
         if not np.all(np.isfinite(prompt)):
             raise ValueError("The prompt has NaN or infinite values.")
-        self.prompt_layer.prompt.assign(prompt)
+        self.prompt_layer.assign_prompt(prompt)
 
     def backbone_fingerprint(self):
         """SHA-256 of the backbone's token embedding and architecture."""
@@ -760,7 +855,11 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             # `None` (no preprocessor) is left out of the file.
             "encoder_sequence_length": encoder_sequence_length,
             "decoder_sequence_length": decoder_sequence_length,
+            # The values are folded: informative only, any model loads them.
+            "reparameterization": self.reparameterization,
         }
+        if isinstance(self.prompt_layer.initializer, initializers.FromFile):
+            metadata.update(self.prompt_layer.initializer.source_metadata())
         path = prompt_file.save_prompt_file(path, self.get_prompt(), metadata)
         logger.debug("Saved prompt to %s", path)
         return path
@@ -823,6 +922,15 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
     def get_config(self):
         config = super().get_config()
         initializer = self.prompt_initializer
+        init_file = self.init_file
+        if isinstance(self.prompt_layer.initializer, initializers.FromFile):
+            # The file's values, so that the model loads without the file
+            # (and `from_config` first builds a backbone of random weights,
+            # which no prompt file matches).
+            initializer = initializers.FromArray(
+                self.prompt_layer.initializer.array
+            )
+            init_file = None
         if not isinstance(initializer, str):
             initializer = keras.initializers.serialize(
                 initializers.get(initializer)
@@ -834,6 +942,9 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
                 "labels": self.labels,
                 "init_text": self.init_text,
                 "seed": self.seed,
+                "init_file": init_file,
+                "reparameterization": self.reparameterization,
+                "bottleneck_size": self.bottleneck_size,
             }
         )
         if self.preprocessor is not None:

@@ -28,13 +28,15 @@ PROMPT_TENSOR_NAME = "prompt"
 _JSON_KEYS = ("labels",)
 # Integer metadata keys (stored as decimal text) and the smallest value each
 # may hold. The sequence lengths were added after release 0.1.0: they are
-# optional, so files written by 0.1.0 still load.
+# optional, so files written by 0.1.0 still load. So is
+# `init_training_steps` (the steps of the prompt file a run started from).
 _INT_KEY_MINIMUMS = {
     "prompt_length": 1,
     "hidden_dim": 1,
     "training_steps": 0,
     "encoder_sequence_length": 1,
     "decoder_sequence_length": 1,
+    "init_training_steps": 0,
 }
 # Plain decimal text only: `int()` would also take "+4", " 4", "4_000" and
 # non-ASCII digits, none of which a writer of ours produces.
@@ -127,8 +129,8 @@ def check_prompt_metadata(metadata, source, fix):
     These are the rules for every way metadata enters keras-prompt (prompt
     files, PEFT adapters written by `export_peft`): `labels` is a list (or
     tuple) of strings, and each integer key (`prompt_length`, `hidden_dim`,
-    `training_steps`, `encoder_sequence_length`, `decoder_sequence_length`)
-    is an integer no smaller than its minimum. Absent keys, and keys whose
+    `training_steps`, `encoder_sequence_length`, `decoder_sequence_length`,
+    `init_training_steps`) is an integer no smaller than its minimum. Absent keys, and keys whose
     value is `None` (which `save_prompt_file` does not record), are fine;
     other keys are free-form.
 

@@ -32,11 +32,10 @@ def load_demo(preset=DEMO_PRESET):
 def _evaluator(model, task, rank_classification):
     from keras_prompt.data import TextToTextPipeline
     from keras_prompt.training.task_evaluator import TaskEvaluator
-    from keras_prompt.training.train import max_label_length
 
     tokenizer = model.preprocessor.tokenizer
     pipeline = TextToTextPipeline(
-        tokenizer, ENCODER_LENGTH, max_label_length(tokenizer, task.label_words)
+        tokenizer, ENCODER_LENGTH, task.default_target_length(tokenizer)
     )
     return TaskEvaluator(
         model,
@@ -120,7 +119,6 @@ def model_tune(
     from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
     from keras_prompt.optimizers import Adafactor
     from keras_prompt.training.seeding import seed_random_layers
-    from keras_prompt.training.train import max_label_length
 
     backbone, preprocessor = load_demo(preset)
     task = get_task(task_name)
@@ -131,7 +129,7 @@ def model_tune(
     model.compile(optimizer=Adafactor(learning_rate=learning_rate))
     tokenizer = preprocessor.tokenizer
     pipeline = TextToTextPipeline(
-        tokenizer, ENCODER_LENGTH, max_label_length(tokenizer, task.label_words)
+        tokenizer, ENCODER_LENGTH, task.default_target_length(tokenizer)
     )
     data = pipeline.training_dataset(task.load("train"), batch_size, seed=seed)
     keras.Model.fit(model, data, epochs=1, steps_per_epoch=steps, verbose=0)

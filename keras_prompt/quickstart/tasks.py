@@ -9,6 +9,11 @@ the same synthetic world, so the backbone knows the words and what they mean.
 | --- | --- | --- |
 | `demo_animal` | `does it mention an animal? sentence: <story>` | `yes` (the noun is an animal) / `no` (one of the 5 other categories) |
 | `demo_mood` | `message: <review> how does the writer feel?` | `happy` (positive adjectives) / `sad` (negative adjectives) |
+| `demo_review` | `review of the <noun> : <review> . is it kind ?` | `true` (positive adjectives) / `false` (negative adjectives) |
+
+`demo_review` is the related *source* task of prompt transfer (SPoT) into
+`demo_mood`: the same judgement of a review's adjectives, in another
+phrasing, with other label words, over reviews of food and clothing only.
 
 Splits are generated deterministically (NumPy `Generator` seeded by task and
 split): train 2,000, validation 200, test 500 examples, balanced classes.
@@ -38,6 +43,12 @@ def _mood_example(rng, label):
     return {"message": world.review(rng, positive=label == 0)[0]}
 
 
+def _review_example(rng, label):
+    noun = world.choice(rng, world.CATEGORIES[world.choice(rng, ["food", "clothing"])])
+    return {"noun": noun,
+            "review": world.review(rng, positive=label == 0, noun=noun)[0]}
+
+
 TASKS = {
     "demo_animal": {
         "template": "does it mention an animal? sentence: {sentence}",
@@ -52,6 +63,13 @@ TASKS = {
         "example": _mood_example,
         "task_id": 12,
         "description": "held-out demo task: is the writer of the message happy or sad?",
+    },
+    "demo_review": {
+        "template": "review of the {noun} : {review} . is it kind ?",
+        "labels": ["true", "false"],
+        "example": _review_example,
+        "task_id": 13,
+        "description": "demo source task for prompt transfer into demo_mood: is the review kind? (true/false)",
     },
 }
 
@@ -130,7 +148,7 @@ def make_task(name, template=None):
 
 
 def register_tasks():
-    """Register `demo_animal` and `demo_mood` (idempotent, no TF import)."""
+    """Register the demo tasks (idempotent, no TF import)."""
     from keras_prompt.data.task_registry import register_task
 
     for name in TASKS:

@@ -1,5 +1,7 @@
-"""Training and evaluation: strategies, callbacks, `train`, `evaluate`."""
+"""Training and evaluation: strategies, callbacks, `train`, `evaluate`,
+`ensemble`."""
 
+from keras_prompt.training.ensemble import ensemble
 from keras_prompt.training.evaluate import evaluate
 from keras_prompt.training.evaluate import load_model_with_prompt
 from keras_prompt.training.model_builder import build_prompted_model

@@ -5,7 +5,6 @@ import os
 
 from keras_prompt.data import TextToTextPipeline
 from keras_prompt.data import resolve_task
-from keras_prompt.training.train import max_label_length
 from keras_prompt.training.train import write_json_atomically
 from keras_prompt.training.training_error import TrainingError
 
@@ -49,6 +48,27 @@ def load_model_with_prompt(backbone, prompt=None, preprocessor=None):
     return model, metadata
 
 
+def prepare_evaluation(model, backbone, task, *, split, data_dir,
+                       max_input_length, max_target_length, max_examples,
+                       jit_compile):
+    """Compiles `model` if it was built here (not the caller's `backbone`
+    object, which keeps its compile settings) and returns the pipeline, the
+    examples of `task`'s `split` and their stats (one tokenizing pass)."""
+    if model is not backbone:
+        model.compile(jit_compile=bool(jit_compile))
+    if model.preprocessor is None:
+        raise TrainingError("The backbone has no tokenizer; use a preset "
+                            "with one or pass preprocessor=.")
+    tokenizer = model.preprocessor.tokenizer
+    if max_target_length is None:
+        max_target_length = task.default_target_length(tokenizer)
+    pipeline = TextToTextPipeline(tokenizer, max_input_length, max_target_length)
+    examples = task.load(split, data_dir=data_dir)
+    if max_examples:
+        examples = examples.take(int(max_examples))
+    return pipeline, examples, pipeline.stats(examples)
+
+
 def evaluate(
     backbone,
     prompt,
@@ -68,8 +88,10 @@ def evaluate(
     """Evaluate a prompt on a task split.
 
     Greedy decoding with exact match against the label words (the paper's
-    metric), or rank classification (`rank_classification=True`: the label
-    word with the highest log-likelihood wins, through `model.score()`).
+    metric; free-form tasks such as ReCoRD and WSC score the decoded text
+    against their reference answers), or rank classification
+    (`rank_classification=True`, label-word tasks: the label word with the
+    highest log-likelihood wins, through `model.score()`).
 
     Args:
         backbone: preset name/dir, HF checkpoint dir, `T5Backbone`, or a
@@ -82,7 +104,8 @@ def evaluate(
         preprocessor: tokenizer preprocessor for object backbones.
         batch_size: evaluation batch size.
         max_input_length, max_target_length: token lengths (the target
-            length defaults to the longest label word plus `</s>`).
+            length defaults to the longest label word plus `</s>`, or for
+            free-form tasks to their targets' `max_target_length`).
         max_examples: evaluate on at most this many examples.
         rank_classification: score label words instead of decoding.
         jit_compile: compile with XLA (for a model built here; a
@@ -100,22 +123,17 @@ def evaluate(
                                     data_dir="~/tfds")
     ```
     """
-    model, metadata = load_model_with_prompt(backbone, prompt, preprocessor)
-    if model is not backbone:
-        # A model built here; a caller's own model keeps its compile settings.
-        model.compile(jit_compile=bool(jit_compile))
+    from keras_prompt.training.task_evaluator import check_evaluation_mode
+
     task = resolve_task(task)
-    if model.preprocessor is None:
-        raise TrainingError("The backbone has no tokenizer; use a preset "
-                            "with one or pass preprocessor=.")
-    tokenizer = model.preprocessor.tokenizer
-    if max_target_length is None:
-        max_target_length = max(2, max_label_length(tokenizer, task.label_words))
-    pipeline = TextToTextPipeline(tokenizer, max_input_length, max_target_length)
-    examples = task.load(split, data_dir=data_dir)
-    if max_examples:
-        examples = examples.take(int(max_examples))
-    stats = pipeline.stats(examples)
+    # Before the model loads: a free-form task cannot be rank-classified.
+    check_evaluation_mode(task, rank_classification)
+    model, metadata = load_model_with_prompt(backbone, prompt, preprocessor)
+    pipeline, examples, stats = prepare_evaluation(
+        model, backbone, task, split=split, data_dir=data_dir,
+        max_input_length=max_input_length,
+        max_target_length=max_target_length, max_examples=max_examples,
+        jit_compile=jit_compile)
     from keras_prompt.training.task_evaluator import TaskEvaluator
 
     evaluator = TaskEvaluator(model, task, pipeline, batch_size=batch_size,

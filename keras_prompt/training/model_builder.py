@@ -34,8 +34,9 @@ def _rebuild_backbone(backbone, policy):
 
 def build_prompted_model(backbone, preprocessor=None, *, prompt_length=100,
                          prompt_initializer="class_labels", labels=None,
-                         init_text=None, seed=None, dtype="float32",
-                         prompt=None):
+                         init_text=None, init_file=None,
+                         reparameterization=None, bottleneck_size=None,
+                         seed=None, dtype="float32", prompt=None):
     """Create the model in the current (strategy) scope.
 
     Args:
@@ -47,10 +48,14 @@ def build_prompted_model(backbone, preprocessor=None, *, prompt_length=100,
             re-created inside it so their variables are distributed.
         preprocessor: a `T5Seq2SeqLMPreprocessor` when `backbone` is an
             object; preset loading brings its own.
-        prompt_length, prompt_initializer, labels, init_text, seed: see
+        prompt_length, prompt_initializer, labels, init_text, init_file,
+            reparameterization, bottleneck_size, seed: see
             `PromptedT5Seq2SeqLM`.
         dtype: `"float32"` or `"bfloat16"` (mixed precision, float32 prompt).
-        prompt: optional initial prompt array (e.g. to continue training).
+        prompt: optional initial prompt array (e.g. to continue training),
+            set with `set_prompt` (the effective prompt). Without it a
+            `PromptedT5Seq2SeqLM` given as `backbone` passes on its prompt
+            the same way.
 
     Example:
 
@@ -67,22 +72,26 @@ def build_prompted_model(backbone, preprocessor=None, *, prompt_length=100,
     policy = dtype_policy_name(dtype)
     kwargs = dict(prompt_length=prompt_length,
                   prompt_initializer=prompt_initializer, labels=labels,
-                  init_text=init_text, seed=seed)
+                  init_text=init_text, init_file=init_file,
+                  reparameterization=reparameterization,
+                  bottleneck_size=bottleneck_size, seed=seed)
+    # The prompt layer's weights of a model built first (its prompt and any
+    # reparameterization, as initialized) when the model is re-created.
+    prompt_weights = None
     if isinstance(backbone, (str, os.PathLike)):
         model = PromptedT5Seq2SeqLM.from_preset(os.fspath(backbone), **kwargs)
         if policy == "float32" and model.backbone.dtype_policy.name == "float32":
             if prompt is not None:
                 model.set_prompt(prompt)
             return model
-        initial_prompt = model.get_prompt() if prompt is None else prompt
+        prompt_weights = model.prompt_layer.get_weights()
         backbone, preprocessor = model.backbone, model.preprocessor
         del model
-    else:
-        initial_prompt = prompt
-        if isinstance(backbone, PromptedT5Seq2SeqLM):
-            initial_prompt = backbone.get_prompt() if prompt is None else prompt
-            preprocessor = preprocessor or backbone.preprocessor
-            backbone = backbone.backbone
+    elif isinstance(backbone, PromptedT5Seq2SeqLM):
+        if prompt is None:
+            prompt = backbone.get_prompt()
+        preprocessor = preprocessor or backbone.preprocessor
+        backbone = backbone.backbone
     strategy = tf.distribute.get_strategy()
     variable = backbone.token_embedding.embeddings
     in_scope = strategy.extended.variable_created_in_scope(
@@ -90,6 +99,8 @@ def build_prompted_model(backbone, preprocessor=None, *, prompt_length=100,
     if not in_scope or backbone.dtype_policy.name != policy:
         backbone = _rebuild_backbone(backbone, policy)
     model = PromptedT5Seq2SeqLM(backbone, preprocessor, **kwargs)
-    if initial_prompt is not None:
-        model.set_prompt(initial_prompt)
+    if prompt is not None:
+        model.set_prompt(prompt)
+    elif prompt_weights is not None:
+        model.prompt_layer.set_weights(prompt_weights)
     return model

@@ -25,9 +25,11 @@ class PromptBackupAndRestore(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` for prompt tuning.
 
     At each epoch end it backs up only what changes in prompt tuning: the
-    trainable prompt, every optimizer variable (step counter and Adafactor
-    moments), the dropout seed states, the epoch/step reached, and the state
-    of the given callbacks (best validation metric, early-stopping counter).
+    trainable variables (the prompt, and with a residual reparameterization
+    its MLP, which no prompt file holds), every optimizer variable (step
+    counter and Adafactor moments), the dropout seed states, the epoch/step
+    reached, and the state of the given callbacks (best validation metric,
+    early-stopping counter).
     The frozen backbone is never copied, so a backup of a T5-XXL prompt run is
     a few megabytes. The backup is a single safetensors file replaced
     atomically, so a process killed at any moment leaves either the previous

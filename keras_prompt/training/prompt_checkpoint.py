@@ -56,10 +56,11 @@ def _checkpoint_step(path):
 
 
 class PromptCheckpoint(keras.callbacks.Callback):
-    """Saves the prompt (only the prompt, a few KB) every `every_n_steps`
-    steps to `directory/prompt-step{step:08d}.safetensors`, keeping the
-    newest `keep` files. Files are written atomically (temporary file +
-    rename), so a crash never leaves a half-written checkpoint.
+    """Saves the prompt (only the prompt, a few KB; with a reparameterization
+    the folded prompt, as `model.save_prompt` writes it) every
+    `every_n_steps` steps to `directory/prompt-step{step:08d}.safetensors`,
+    keeping the newest `keep` files. Files are written atomically (temporary
+    file + rename), so a crash never leaves a half-written checkpoint.
 
     When training starts, checkpoints of steps after the starting step are
     deleted: they belong to a run that was rolled back to an earlier backup

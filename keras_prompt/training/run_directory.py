@@ -91,12 +91,14 @@ def _config_of(component):
     return get_config() if callable(get_config) else type(component).__name__
 
 
-def run_identity(backbone, task, config):
+def run_identity(backbone, task, config, initial_prompt=None):
     """What makes two `train()` calls the same run, as JSON values.
 
     The backbone (its name or path as given; the fingerprint of an object's
-    weights), the task (name, labels, metrics, data source and formatter)
-    and every setting except `UNTRACKED_SETTINGS`. `train()` writes it to
+    weights), the task (name, labels, metrics, data source and formatter),
+    every setting except `UNTRACKED_SETTINGS`, and the prompt file the run
+    starts from, if any (`initial_prompt`: the setting that named it, its
+    absolute path, SHA-256, task and training steps). `train()` writes it to
     `output_dir/run_config.json` when a run starts and resumes a run only
     when the identities are equal.
 
@@ -104,6 +106,8 @@ def run_identity(backbone, task, config):
         backbone: what `train()` was given as its backbone.
         task: the resolved `Task`.
         config: the validated `TrainConfig`.
+        initial_prompt: optional `(setting, source)`: `"init_file"` or
+            `"resume_from"` and its `keras_prompt.initializers.FromFile`.
     """
     if isinstance(backbone, (str, os.PathLike)):
         backbone_identity = os.fspath(backbone)
@@ -128,8 +132,36 @@ def run_identity(backbone, task, config):
         },
         "config": settings,
     }
+    if initial_prompt is not None:
+        setting, source = initial_prompt
+        identity["initial_prompt"] = {"setting": setting,
+                                      **source.source_metadata()}
     # As it reads back from the file (tuples become lists, and so on).
     return json.loads(json.dumps(identity, sort_keys=True, default=repr))
+
+
+def check_source_outside_run(output_dir, path, setting):
+    """Raises `TrainingError` if the prompt file a run starts from is one of
+    the files a run in `output_dir` writes or deletes (`prompt.safetensors`,
+    `checkpoints/`, `backup/`, `logs/`): a run started from a prompt file is
+    a new run, in a directory of its own.
+
+    Args:
+        output_dir: the new run's output directory.
+        path: the prompt file (`init_file` or `resume_from`).
+        setting: the setting that names it, for the message.
+    """
+    run_dir = os.path.realpath(output_dir)
+    source = os.path.realpath(path)
+    owned = [os.path.join(run_dir, PROMPT_FILE)] + [
+        os.path.join(run_dir, name) + os.sep for name in RUN_DIRECTORIES]
+    if any(source == name or source.startswith(name) for name in owned):
+        raise TrainingError(
+            f"{setting} '{path}' is a file of the run in output_dir "
+            f"'{output_dir}', which this run would replace: a run started "
+            "from a prompt file is a new run. Pass another output_dir (or "
+            "copy the prompt file elsewhere first)."
+        )
 
 
 def _flatten(value, prefix=""):

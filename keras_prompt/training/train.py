@@ -22,6 +22,7 @@ from keras_prompt.training.prompt_checkpoint import reporting_write_errors
 from keras_prompt.training.run_directory import METRICS_FILE
 from keras_prompt.training.run_directory import PROMPT_FILE
 from keras_prompt.training.run_directory import check_output_dir
+from keras_prompt.training.run_directory import check_source_outside_run
 from keras_prompt.training.run_directory import check_run_ownership
 from keras_prompt.training.run_directory import claim_output_dir
 from keras_prompt.training.run_directory import run_identity
@@ -31,7 +32,9 @@ from keras_prompt.training.strategy import is_chief
 from keras_prompt.training.strategy import resolve_strategy
 from keras_prompt.training.strategy import strategy_name
 from keras_prompt.training.task_evaluator import TaskEvaluator
+from keras_prompt.training.task_evaluator import check_evaluation_mode
 from keras_prompt.training.train_config import TrainConfig
+from keras_prompt.training.train_config import resolve_initial_prompt
 from keras_prompt.training.training_error import TrainingError
 from keras_prompt.training.validation_callback import ValidationCallback
 from keras_prompt.training.xla_replica_step import (
@@ -39,13 +42,6 @@ from keras_prompt.training.xla_replica_step import (
 )
 
 logger = logging.getLogger(__name__)
-
-def max_label_length(tokenizer, label_words):
-    """Tokens of the longest label word plus `</s>`."""
-    import numpy as np
-
-    return max(len(np.asarray(tokenizer(w))) for w in label_words) + 1
-
 
 def _check_split(stats, split, task, batch_size):
     labelled = stats["num_examples"] - stats["unlabeled"]
@@ -154,6 +150,18 @@ def train(
     `OSError` naming the file; the files already there stay whole, and the
     same call resumes the run.
 
+    A run can start from a prompt file: `prompt_initializer="from_file"`
+    with `init_file` transfers a prompt trained on another task (SPoT),
+    `resume_from` continues a prompt on its own task in a new run (see
+    `TrainConfig`). Either way the prompt starts equal to the file's, the
+    file must fit the backbone (fingerprint, hidden size) and the prompt
+    length, it is refused before training starts otherwise, and
+    `run_config.json` (`initial_prompt`) and the saved prompts (`init_file`,
+    `init_file_sha256`, `init_task`, `init_training_steps`) record it. With
+    `reparameterization="residual"` the prompt and a residual MLP train
+    together; every file written holds the folded prompt, and the backup
+    also holds the MLP, so a preempted run resumes exactly.
+
     Randomness is seeded explicitly from `config.seed` (the prompt
     initializer, the dropout layers' seed generators, the data order); no
     global random state is set, so `train()` can run many times in one
@@ -200,7 +208,22 @@ def train(
     policy = dtype_policy_name(config.dtype)
     steps_per_epoch = min(config.eval_every, config.steps)
     task = resolve_task(task)
-    identity = run_identity(backbone, task, config)
+    check_evaluation_mode(task, config.rank_classification)
+    if config.prompt_initializer == "class_labels" and not task.has_fixed_labels:
+        # The paper's class-label init needs a label set; free-form targets
+        # (ReCoRD, WSC) start from sampled vocabulary, its next best.
+        logger.info("Task '%s' has no fixed label words: the prompt starts "
+                    "from sampled vocabulary instead of class labels.",
+                    task.name)
+        config = config.replace(prompt_initializer="sampled_vocab")
+    config, initial_prompt = resolve_initial_prompt(config, task.label_words)
+    init_file = initial_values = None
+    if initial_prompt is not None:
+        setting, source = initial_prompt
+        init_file, initial_values = source.path, source.array
+        check_source_outside_run(output_dir, init_file, setting)
+        logger.info("The prompt starts from %s (%s).", init_file, setting)
+    identity = run_identity(backbone, task, config, initial_prompt)
     ownership = check_run_ownership(output_dir, identity, config.overwrite)
 
     # === Data (errors about files surface here) ===
@@ -233,9 +256,13 @@ def train(
     with strategy.scope():
         model = build_prompted_model(
             backbone, preprocessor, prompt_length=config.prompt_length,
-            prompt_initializer=config.prompt_initializer,
+            prompt_initializer="from_file" if init_file
+            else config.prompt_initializer,
             labels=task.label_words, init_text=config.init_text,
-            seed=config.seed, dtype=policy)
+            init_file=init_file,
+            reparameterization=config.reparameterization,
+            bottleneck_size=config.bottleneck_size,
+            seed=config.seed, dtype=policy, prompt=initial_values)
         seed_random_layers(model, config.seed)
         optimizer = config.optimizer
         if optimizer is None:
@@ -268,8 +295,8 @@ def train(
     tokenizer = model.preprocessor.tokenizer
 
     # === Pipelines ===
-    max_target_length = config.max_target_length or max(
-        2, max_label_length(tokenizer, task.label_words))
+    max_target_length = (config.max_target_length
+                         or task.default_target_length(tokenizer))
     pipeline = TextToTextPipeline(tokenizer, config.max_input_length,
                                   max_target_length)
     train_stats = pipeline.stats(train_examples)

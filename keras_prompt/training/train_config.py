@@ -1,10 +1,20 @@
 """The settings of a prompt-tuning run."""
 
 import dataclasses
+import os
 
 from keras_prompt.training.training_error import TrainingError
 
-PROMPT_INITIALIZERS = ("class_labels", "sampled_vocab", "random_uniform", "text")
+PROMPT_INITIALIZERS = (
+    "class_labels",
+    "sampled_vocab",
+    "random_uniform",
+    "text",
+    "from_file",
+)
+REPARAMETERIZATIONS = ("residual",)
+# The paper's prompt length, used unless a prompt file gives the length.
+DEFAULT_PROMPT_LENGTH = 100
 STRATEGIES = ("auto", "tpu", "multi_worker", "mirrored", "cpu")
 DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
 # The longest prompt `validate()` accepts. Every prompt vector is one more
@@ -23,10 +33,33 @@ class TrainConfig:
     from its flags; errors name the field.
 
     Args:
-        prompt_length: prompt vectors, 1 to `MAX_PROMPT_LENGTH` (4096).
+        prompt_length: prompt vectors, 1 to `MAX_PROMPT_LENGTH` (4096);
+            `None` (the default) means 100, the paper's, or the length of
+            the `init_file` / `resume_from` prompt (which a set
+            `prompt_length` must equal).
         prompt_initializer: `"class_labels"`, `"sampled_vocab"`,
-            `"random_uniform"` or `"text"` (with `init_text`).
+            `"random_uniform"`, `"text"` (with `init_text`) or `"from_file"`
+            (with `init_file`).
         init_text: text for the `"text"` initializer.
+        init_file: a prompt file (or a training output directory) for the
+            `"from_file"` initializer: transfer (SPoT, Vu et al. 2022), the
+            prompt of another task starts this task's prompt. It must have
+            been trained on this backbone, with this hidden size.
+        resume_from: a prompt file (or a training output directory) to
+            continue training in a new run: the prompt starts equal to the
+            file's (also with a reparameterization), takes its length, and
+            the task's label words must equal the file's; it replaces
+            `prompt_initializer`. The optimizer starts afresh (a prompt file
+            holds no optimizer state) and steps count from 0; the saved
+            prompts record the file and its steps (`init_file`,
+            `init_training_steps`). Not the resumption of a preempted run,
+            which rerunning the same call does from the run's own backup.
+        reparameterization: `None` (plain prompt tuning) or `"residual"`
+            (Residual Prompt Tuning, Razdaibiedina et al. 2023: the prompt
+            goes through a shared residual MLP while training; the files
+            hold the folded prompt).
+        bottleneck_size: the residual MLP's width (`None` = 800, the
+            official code's default).
         learning_rate: Adafactor's constant learning rate.
         optimizer: an optimizer instance, or a zero-argument callable
             returning one (created in the strategy scope), replacing
@@ -72,9 +105,13 @@ class TrainConfig:
     ```
     """
 
-    prompt_length: int = 100
+    prompt_length: int = None
     prompt_initializer: str = "class_labels"
     init_text: str = None
+    init_file: str = None
+    resume_from: str = None
+    reparameterization: str = None
+    bottleneck_size: int = None
     learning_rate: float = 0.3
     optimizer: object = None
     steps: int = 30_000
@@ -117,11 +154,12 @@ class TrainConfig:
         Nothing is loaded: `train()` calls this before it touches the
         backbone, the data or the output directory.
         """
-        _check_int("prompt_length", self.prompt_length,
-                   maximum=MAX_PROMPT_LENGTH,
-                   why="each prompt vector adds an encoder position to every "
-                   "example, and the paper's prompts are 1 to 150 vectors "
-                   "long")
+        if self.prompt_length is not None:
+            _check_int("prompt_length", self.prompt_length,
+                       maximum=MAX_PROMPT_LENGTH,
+                       why="each prompt vector adds an encoder position to "
+                       "every example, and the paper's prompts are 1 to 150 "
+                       "vectors long")
         for name in (
             "steps",
             "batch_size",
@@ -161,6 +199,24 @@ class TrainConfig:
                 "prompt_initializer='text' needs init_text (the words to "
                 "start the prompt from)."
             )
+        self._check_prompt_files()
+        if self.reparameterization is not None and (
+            self.reparameterization not in REPARAMETERIZATIONS
+        ):
+            raise TrainingError(
+                f"reparameterization must be None (plain prompt tuning) or "
+                f"one of {list(REPARAMETERIZATIONS)}, got "
+                f"{self.reparameterization!r}."
+            )
+        if self.bottleneck_size is not None:
+            if self.reparameterization is None:
+                raise TrainingError(
+                    f"bottleneck_size={self.bottleneck_size!r} is a setting "
+                    "of the residual reparameterization: also pass "
+                    "reparameterization='residual' (--reparameterization "
+                    "residual), or leave bottleneck_size out."
+                )
+            _check_int("bottleneck_size", self.bottleneck_size)
         if isinstance(self.strategy, str) and self.strategy not in STRATEGIES:
             raise TrainingError(
                 f"strategy must be one of {list(STRATEGIES)} or a "
@@ -180,6 +236,37 @@ class TrainConfig:
             )
         return self
 
+    def _check_prompt_files(self):
+        from_file = self.prompt_initializer == "from_file"
+        for name in ("init_file", "resume_from"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, (str, os.PathLike)) and os.fspath(value)
+            ):
+                raise TrainingError(
+                    f"{name} must be the path of a prompt file or of a "
+                    f"training output directory, got {value!r}."
+                )
+        if from_file and self.init_file is None:
+            raise TrainingError(
+                "prompt_initializer='from_file' needs init_file (the prompt "
+                "file to start from; keras-prompt train --prompt-init FILE)."
+            )
+        if self.init_file is not None and not from_file:
+            raise TrainingError(
+                f"init_file={os.fspath(self.init_file)!r} is read by "
+                "prompt_initializer='from_file' only, but prompt_initializer "
+                f"is {self.prompt_initializer!r}: pass "
+                "prompt_initializer='from_file' too, or leave init_file out."
+            )
+        if self.resume_from is not None and from_file:
+            raise TrainingError(
+                "resume_from and prompt_initializer='from_file' both give "
+                "the initial prompt: pass resume_from (--resume-from) to "
+                "continue a prompt on its task, or init_file (--prompt-init "
+                "FILE) to start another task from it, not both."
+            )
+
     def to_json(self):
         """The settings as JSON-serializable values (as `metrics.json`
         records them)."""
@@ -191,7 +278,68 @@ class TrainConfig:
             value = values[name]
             if value is not None and not isinstance(value, str):
                 values[name] = type(value).__name__
+        for name in ("init_file", "resume_from"):
+            if values[name] is not None:
+                values[name] = os.fspath(values[name])
         return values
+
+
+def resolve_initial_prompt(config, label_words):
+    """Reads the prompt file a run starts from and settles the prompt length.
+
+    Runs in `train()`'s preflight, before the backbone is loaded: an
+    unreadable file, a length other than a set `prompt_length`, or (for
+    `resume_from`) other label words than the task's are refused here. The
+    backbone's fingerprint and hidden size are checked when the model is
+    built on the file, still before training starts.
+
+    Args:
+        config: a validated `TrainConfig`.
+        label_words: the task's label words.
+
+    Returns:
+        `(config, initial_prompt)`: `config` with `prompt_length` set (the
+        file's, or 100 without a file), and `None` or `(setting, source)`:
+        `"init_file"` or `"resume_from"` and the file's
+        `keras_prompt.initializers.FromFile`.
+    """
+    setting = "resume_from" if config.resume_from is not None else "init_file"
+    path = getattr(config, setting)
+    if path is None:
+        length = config.prompt_length or DEFAULT_PROMPT_LENGTH
+        return config.replace(prompt_length=length), None
+    from keras_prompt.initializers import FromFile
+    from keras_prompt.prompts.prompt_file import PromptFileError
+
+    try:
+        source = FromFile(path)
+    except PromptFileError as error:
+        raise TrainingError(
+            f"{setting}={os.fspath(path)!r} cannot be used: {error} Pass a "
+            "prompt file written by keras-prompt (or a training output "
+            "directory holding prompt.safetensors)."
+        ) from None
+    length = source.array.shape[0]
+    if config.prompt_length not in (None, length):
+        raise TrainingError(
+            f"prompt_length={config.prompt_length} differs from the {length} "
+            f"vectors of {setting} '{source.path}'. Leave prompt_length unset "
+            "(keras-prompt train: no --prompt-length) to take the file's "
+            f"length, or pass prompt_length={length}."
+        )
+    recorded = source.metadata.get("labels")
+    if setting == "resume_from" and recorded and list(recorded) != list(
+        label_words or ()
+    ):
+        raise TrainingError(
+            f"resume_from '{source.path}' is a prompt for the label words "
+            f"{list(recorded)}, but this task's are {label_words}: "
+            "resume_from continues training a prompt on its own task. To "
+            "start another task from it (transfer), pass "
+            "prompt_initializer='from_file' and init_file instead "
+            "(keras-prompt train --prompt-init FILE)."
+        )
+    return config.replace(prompt_length=length), (setting, source)
 
 
 def _default(name):

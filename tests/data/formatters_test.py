@@ -43,7 +43,7 @@ def test_builtin_tasks_labels_and_metrics():
     assert get_task("cb").main_metric == "macro_f1"
     assert get_task("mnli").source_split("validation") == "validation_matched"
     assert get_task("boolq").label_words == ["False", "True"]
-    assert len(GLUE_TASKS) == 11
+    assert len(GLUE_TASKS) == 14
     with pytest.raises(DataError, match="Unknown task 'nope'.*rte"):
         get_task("nope")
 

@@ -76,6 +76,8 @@ def test_savedmodel_bank_from_preset_dir(
             f"entail={files['rte']}",
             "--prompt",
             files["sst2"],  # named from its metadata: sst2
+            "--prompt",
+            f"entail={files['rte']}",  # a second prompt: an ensemble
             "--output",
             str(tmp_path),
             "--model-name",
@@ -85,14 +87,20 @@ def test_savedmodel_bank_from_preset_dir(
         ]
     )
     assert status == 0
-    out = capsys.readouterr().out
-    assert "tasks: 0=entail, 1=sst2" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "tasks: 0=entail (2 prompts: an ensemble), 1=sst2" in out
     version = tmp_path / "bank" / "1"
     assert str(version) in out
     with open(version / "assets.extra" / "keras_prompt_export.json") as file:
         metadata = json.load(file)
     assert metadata["mode"] == "bank"
     assert metadata["task_names"] == ["entail", "sst2"]
+    assert metadata["task_prompt_ids"] == {"entail": [0, 2], "sst2": [1]}
+    # These files record no label words, so there is nothing to vote on:
+    # the ensemble signatures are left out, and the log says why.
+    assert "ensemble_text" not in metadata["signatures"]
+    assert "hold several prompts but no label words" in captured.err
     # The same version again is refused with a clean error (before loading).
     status = _main(
         [
@@ -196,10 +204,6 @@ def test_argument_errors(export_setup, tmp_path, capsys):
                 files["sst2"],
             ],
             "exactly one",
-        ),
-        (
-            ["--prompt", f"a={files['rte']}", "--prompt", f"a={files['sst2']}"],
-            "Duplicate",
         ),
         (["--prompt", str(tmp_path / "missing.safetensors")], "no prompt file"),
     ]
