@@ -18,6 +18,17 @@ from keras_prompt.models.tiny_t5 import tiny_t5_backbone  # noqa: E402
 from keras_prompt.models.tiny_t5 import train_sentencepiece_proto  # noqa: E402
 
 TINY_VOCABULARY_SIZE = 128
+# The longest test files (minutes each) go first, so that with two xdist
+# workers (`--dist loadfile`) they run beside the others, not after them.
+LONG_TEST_FILES = ("tests/quickstart/run_test.py", "tests/training/train_test.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def starts_late(item):
+        path = item.nodeid.split("::")[0]
+        return path not in LONG_TEST_FILES
+
+    items.sort(key=starts_late)  # stable: every other order is kept
 
 _SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our team"]
 _VERBS = ["likes", "sees", "finds", "paints", "follows", "hates"]
