@@ -97,33 +97,6 @@ class _EnsembleRows:
         return getattr(self._model, name)
 
 
-def _is_path(prompt):
-    return isinstance(prompt, (str, bytes, os.PathLike))
-
-
-def _read_prompt(prompt, number):
-    """`(values, metadata, source)` of a prompt file or array."""
-    from keras_prompt.prompts.prompt_file import prompt_file_path
-    from keras_prompt.prompts.prompt_file import read_prompt_file
-
-    if _is_path(prompt):
-        path = prompt_file_path(os.fsdecode(prompt))
-        values, metadata = read_prompt_file(path)
-        return values, metadata, path
-    values = np.asarray(prompt, np.float32)
-    source = f"<array {number}>"
-    if values.ndim != 2:
-        raise TrainingError(
-            f"Ensemble prompt {source} must be a prompt file or a "
-            f"[prompt_length, hidden_dim] array; got shape {values.shape}."
-        )
-    if not np.all(np.isfinite(values)):
-        raise TrainingError(
-            f"Ensemble prompt {source} has NaN or infinite values."
-        )
-    return values, {}, source
-
-
 def load_ensemble(backbone, prompts, preprocessor=None):
     """A model on `backbone` and the prompts of an ensemble, all checked.
 
@@ -147,10 +120,12 @@ def load_ensemble(backbone, prompts, preprocessor=None):
         PromptFileError: a file is unreadable or for another backbone.
     """
     from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
-    from keras_prompt.prompts.prompt_file import check_prompt_compatible
+    from keras_prompt.prompts.prompt_bank import PromptBank
+    from keras_prompt.prompts.prompt_file import PromptFileError
+    from keras_prompt.prompts.prompt_file import prompt_file_path
     from keras_prompt.training.evaluate import load_model_with_prompt
 
-    if _is_path(prompts) or (
+    if isinstance(prompts, (str, bytes, os.PathLike)) or (
         isinstance(prompts, np.ndarray) and prompts.ndim == 2
     ):
         raise TrainingError(
@@ -158,37 +133,19 @@ def load_ensemble(backbone, prompts, preprocessor=None):
             "['runs/rte_1', 'runs/rte_2', 'runs/rte_3'] (use "
             "`keras_prompt.evaluate()` for a single prompt)."
         )
-    read = [_read_prompt(prompt, i) for i, prompt in enumerate(prompts)]
-    if not read:
+    # Training output directories name their prompt.safetensors.
+    prompts = [prompt_file_path(os.fsdecode(p))
+               if isinstance(p, (str, bytes, os.PathLike)) else p
+               for p in prompts]
+    if not prompts:
         raise TrainingError(
             "An ensemble needs at least one prompt (usually 3 to 5 prompts "
             "trained for the task with different seeds); got none."
         )
-    first_values, _, first_source = read[0]
-    for values, _, source in read[1:]:
-        for axis, what in enumerate(("prompt length", "hidden size")):
-            if values.shape[axis] != first_values.shape[axis]:
-                raise TrainingError(
-                    f"Ensemble prompt '{source}' has {what} "
-                    f"{values.shape[axis]} but '{first_source}' has "
-                    f"{first_values.shape[axis]}: an ensemble runs all its "
-                    "prompts in one batch of one model, so they need one "
-                    "shape (train them with the same prompt_length on the "
-                    "same backbone)."
-                )
-    labelled = [(source, meta["labels"]) for _, meta, source in read
-                if meta.get("labels")]
-    for source, labels in labelled[1:]:
-        if list(labels) != list(labelled[0][1]):
-            raise TrainingError(
-                f"Ensemble prompt '{source}' records the label words "
-                f"{list(labels)} but '{labelled[0][0]}' records "
-                f"{list(labelled[0][1])}: the prompts of an ensemble vote "
-                "over one task's label words."
-            )
-    files = [entry for entry, prompt in zip(read, prompts) if _is_path(prompt)]
+    files = [p for p in prompts if isinstance(p, str)]
     if files:
-        model, _ = load_model_with_prompt(backbone, files[0][2], preprocessor)
+        # The first file gives the prompt length of the model built here.
+        model, _ = load_model_with_prompt(backbone, files[0], preprocessor)
     elif not isinstance(backbone, PromptedT5Seq2SeqLM):
         raise TrainingError(
             "Prompt arrays carry no backbone to build a model for: pass a "
@@ -196,26 +153,19 @@ def load_ensemble(backbone, prompts, preprocessor=None):
         )
     else:
         model = backbone
-        shape = (model.prompt_length, model.hidden_dim)
-        if first_values.shape != shape:
-            raise TrainingError(
-                f"The prompt arrays have shape {first_values.shape} but the "
-                f"model's prompts are [prompt_length, hidden_dim] = "
-                f"{list(shape)}: pass a PromptedT5Seq2SeqLM of their backbone "
-                f"built with prompt_length={first_values.shape[0]}."
-            )
-    fingerprint = model.backbone_fingerprint()
-    for values, metadata, source in files:
-        check_prompt_compatible(
-            metadata,
-            values,
-            fingerprint=fingerprint,
-            prompt_length=model.prompt_length,
-            hidden_dim=model.hidden_dim,
-            source=f"Ensemble prompt '{source}'",
-        )
-    values = np.stack([np.asarray(v, np.float32) for v, _, _ in read])
-    return model, values, [source for _, _, source in read]
+    # An ensemble is one bank task holding every prompt: the bank checks
+    # shapes, values, fingerprints and that the files share label words.
+    bank = PromptBank(model.prompt_length, model.hidden_dim,
+                      model.backbone_fingerprint)
+    try:
+        bank.add("ensemble", prompts)
+    except PromptFileError:
+        raise
+    except ValueError as error:
+        raise TrainingError(f"Ensemble prompts: {error}") from None
+    sources = [f"<array {i}>" if source == "<array>" else source
+               for i, source in enumerate(bank.sources())]
+    return model, bank.prompts(), sources
 
 
 def ensemble(

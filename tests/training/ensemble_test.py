@@ -166,16 +166,16 @@ def test_refuses_prompts_that_cannot_vote_together(ensemble_setup, tmp_path):
             keras_prompt.ensemble(model, prompts, setup["task"], **kwargs)
         return str(info.value)
 
-    message = refused([files[0], longer])
-    assert "longer.safetensors' has prompt length 5" in message
-    assert "has 4" in message
+    message = refused([files[0], longer], PromptFileError)
+    assert "longer.safetensors'): prompt length 5" in message
+    assert "prompt_length 4" in message
     message = refused([files[0], foreign], PromptFileError)
     assert "foreign.safetensors" in message and "fingerprint" in message
     message = refused([files[0], relabelled])
     assert "relabelled.safetensors' records the label words ['yes', 'no']" \
         in message
     assert "takes a list" in refused(files[0])
-    assert "model's prompts are [prompt_length, hidden_dim] = [4, 16]" in \
+    assert "[prompt_length, hidden_dim] = [4, 16]; got (5, 16)" in \
         refused([np.zeros((5, 16))])
     with pytest.raises(TrainingError, match="pass a PromptedT5Seq2SeqLM"):
         keras_prompt.ensemble(model.backbone, [prompt], setup["task"])

@@ -10,17 +10,10 @@ import os
 import sys
 
 import tensorflow as tf
+from savedmodel_runner import error_text
 
 # Registers the SentencePiece ops.
 importlib.import_module("tensorflow_text")
-
-
-def error_text(function, **kwargs):
-    try:
-        function(**kwargs)
-    except Exception as error:  # noqa: BLE001 - report any failure
-        return f"{type(error).__name__}: {error}"
-    return None
 
 
 def plain(outputs):
