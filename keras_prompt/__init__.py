@@ -15,6 +15,7 @@ from keras_prompt.version import __version__  # noqa: E402
 _ATTRIBUTES = {
     "PromptLayer": "keras_prompt.layers.prompt_layer",
     "PromptedT5Seq2SeqLM": "keras_prompt.models.prompted_t5_seq2seq_lm",
+    "PromptedCausalLM": "keras_prompt.models.prompted_causal_lm",
     "PromptBank": "keras_prompt.prompts.prompt_bank",
     "PromptFileError": "keras_prompt.prompts.prompt_file",
     "backbone_fingerprint": "keras_prompt.prompts.prompt_file",

@@ -1,4 +1,5 @@
-"""`keras-prompt train`: prompt-tune a frozen T5 on a task or your files."""
+"""`keras-prompt train`: prompt-tune a frozen T5 or decoder-only LM on a
+task or your files."""
 
 import argparse
 import os
@@ -12,8 +13,9 @@ from keras_prompt.cli.arguments import task_from_arguments
 
 HELP = "train a soft prompt on a task or your files"
 DESCRIPTION = (
-    "Prompt-tune a frozen T5: writes OUTPUT/prompt.safetensors (best by the "
-    "validation metric), OUTPUT/metrics.json, prompt checkpoints, a "
+    "Prompt-tune a frozen T5 or decoder-only LM: writes "
+    "OUTPUT/prompt.safetensors (best by the validation metric), "
+    "OUTPUT/metrics.json, prompt checkpoints, a "
     "preemption backup (rerun the same command to resume) and TensorBoard "
     "logs. OUTPUT belongs to one run: a finished run there, or one with other "
     "settings, is refused unless --overwrite is given. --prompt-init FILE "
@@ -50,8 +52,9 @@ def add_arguments(parser):
     parser.add_argument(
         "--backbone",
         required=True,
-        help="KerasHub preset name (t5_small_multi), preset directory, or "
-        "Hugging Face T5 checkpoint directory",
+        help="KerasHub preset name (t5_small_multi, gpt2_base_en), preset "
+        "directory, or Hugging Face checkpoint directory (T5, or a decoder-only "
+        "GPT-2, Gemma, Llama, Mistral or Qwen)",
     )
     parser.add_argument(
         "--output",

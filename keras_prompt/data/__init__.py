@@ -1,5 +1,8 @@
 """Text-to-text tasks and `tf.data` pipelines."""
 
+from keras_prompt.data.causal_text_to_text_pipeline import (
+    CausalTextToTextPipeline,
+)
 from keras_prompt.data.data_error import DataError
 from keras_prompt.data.file_source import FileSource
 from keras_prompt.data.file_source import infer_file_format

@@ -171,15 +171,16 @@ class Task:
         `load` makes more: one per answer)."""
         return self.source.num_examples(self.source_split(split), data_dir)
 
-    def default_target_length(self, tokenizer):
-        """A decoder length in tokens, `</s>` included, for the targets:
-        the longest label word plus one (at least 2), or the free-form
-        targets' `max_target_length`."""
+    def default_target_length(self, tokenizer, prefix=""):
+        """A target length in tokens, the end token included: the longest
+        label word (tokenized as `prefix + word`, e.g. the continuation a
+        decoder-only model generates) plus one (at least 2), or the
+        free-form targets' `max_target_length`."""
         if self.targets is not None:
             return int(self.targets.max_target_length)
         import numpy as np
 
-        return max(2, max(len(np.asarray(tokenizer(w)))
+        return max(2, max(len(np.asarray(tokenizer(prefix + w)).reshape(-1))
                           for w in self.label_words) + 1)
 
     def _group(self, example):

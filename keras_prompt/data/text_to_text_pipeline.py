@@ -212,11 +212,36 @@ class TextToTextPipeline:
         options.deterministic = True
         return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
+    # The model inputs of an evaluation batch (what `generate()` and
+    # `score()` take).
+    model_input_keys = ("encoder_token_ids", "encoder_padding_mask")
+
+    def prompt_file_lengths(self):
+        """The sequence lengths a prompt trained on these batches records
+        (`save_prompt`'s keyword arguments)."""
+        return {
+            "encoder_sequence_length": self.max_input_length,
+            "decoder_sequence_length": self.max_target_length,
+        }
+
+    def _evaluation_inputs(self, ex):
+        return {key: ex[key] for key in self.model_input_keys}
+
+    def _dummy_inputs(self):
+        """The model inputs of a row that fills the last evaluation batch:
+        one token, the rest padding."""
+        return {
+            "encoder_token_ids": tf.fill([self.max_input_length], self.end_id),
+            "encoder_padding_mask": tf.one_hot(
+                0, self.max_input_length, dtype=tf.int32),
+        }
+
     def evaluation_dataset(self, examples, batch_size, num_examples=None):
         """Static-shape batches of every example, last batch padded.
 
-        Each batch is a dict with the encoder inputs, `label` and
-        `is_padding` (1 for the dummy rows that fill the last batch).
+        Each batch is a dict with the model inputs (`model_input_keys`),
+        `label` and `is_padding` (1 for the dummy rows that fill the last
+        batch).
         """
         if int(batch_size) <= 0:
             raise DataError(f"The batch size must be positive, got {batch_size}.")
@@ -224,19 +249,14 @@ class TextToTextPipeline:
             num_examples = self.stats(examples)["num_examples"]
         ds = self.tokenize(examples).map(
             lambda ex: {
-                "encoder_token_ids": ex["encoder_token_ids"],
-                "encoder_padding_mask": ex["encoder_padding_mask"],
+                **self._evaluation_inputs(ex),
                 "label": ex["label"],
                 "is_padding": tf.constant(0, tf.int32),
             })
         pad = (-num_examples) % int(batch_size)
         if pad:
             dummy = {
-                "encoder_token_ids": tf.fill(
-                    [self.max_input_length], self.end_id),
-                "encoder_padding_mask": tf.concat([
-                    tf.ones([1], tf.int32),
-                    tf.zeros([self.max_input_length - 1], tf.int32)], 0),
+                **self._dummy_inputs(),
                 "label": tf.constant(-1, tf.int32),
                 "is_padding": tf.constant(1, tf.int32),
             }
@@ -251,6 +271,15 @@ class TextToTextPipeline:
         token_ids, mask, _ = self._pack(
             ids, length or self.max_input_length, start=False)
         return token_ids, mask
+
+    def label_token_ids(self, label_words):
+        """Each label word's target token ids (end token included), as the
+        model scores them in rank classification."""
+        _, _, targets, target_mask = self.encode_label_words(label_words)
+        return [
+            [int(t) for t, keep in zip(row, keep_row) if keep]
+            for row, keep_row in zip(targets.numpy(), target_mask.numpy())
+        ]
 
     def encode_label_words(self, label_words):
         """Decoder inputs/targets for each label word (rank classification).

@@ -1,1 +1,2 @@
+from keras_prompt.models.prompted_causal_lm import PromptedCausalLM
 from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM

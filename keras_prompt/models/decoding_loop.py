@@ -67,6 +67,8 @@ def decode_tokens(
     stop_token_ids,
     next_token,
     pad_id=0,
+    start_index=0,
+    end_positions=None,
 ):
     """Autoregressive decoding with a cache, one position per iteration.
 
@@ -94,6 +96,13 @@ def decode_tokens(
         next_token: `fn(logits) -> int32 [batch]` (see `greedy_next_token`
             and `sampler_next_token`).
         pad_id: the id written after a row's stop token.
+        start_index: int32 scalar, the first position fed to `step`; the
+            cache already holds every position before it (a causal LM's
+            prefill) and `fixed_mask` is true up to and including it.
+        end_positions: optional int32 `[batch]`, the last position each row
+            may generate (a per-row token budget, so that a row's output
+            does not depend on the other rows' lengths); a row ends there
+            as at a stop token.
 
     Returns:
         `(token_ids, padding_mask)`: int32 and bool `[batch, length]`; the
@@ -135,6 +144,12 @@ def decode_tokens(
         position = index + 1
         given = column(token_ids, position)
         fixed = column(fixed_mask, position)
+        if end_positions is not None:
+            # Past its budget a row has ended at its last position.
+            over = ops.logical_and(
+                position > end_positions, stop_position == length
+            )
+            stop_position = ops.where(over, position - 1, stop_position)
         stopped = stop_position < length
         chosen = ops.where(stopped, pad_id, next_token(logits))
         chosen = ops.where(fixed, given, chosen)
@@ -149,7 +164,7 @@ def decode_tokens(
     _, token_ids, stop_position, _ = ops.while_loop(
         cond,
         body,
-        (ops.convert_to_tensor(0, "int32"), token_ids, no_stop, cache),
+        (ops.convert_to_tensor(start_index, "int32"), token_ids, no_stop, cache),
     )
     padding_mask = ops.less_equal(
         ops.expand_dims(positions, 0), ops.expand_dims(stop_position, 1)

@@ -1,19 +1,9 @@
-import logging
-
 import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_prompt import initializers
-from keras_prompt.layers.prompt_layer import PromptLayer
-from keras_prompt.layers.residual_prompt_reparameterization import (
-    DEFAULT_BOTTLENECK_SIZE,
-)
-from keras_prompt.layers.residual_prompt_reparameterization import (
-    ResidualPromptReparameterization,
-)
 from keras_prompt.models.decoding_loop import decode_tokens
 from keras_prompt.models.decoding_loop import sampler_next_token
 from keras_prompt.models.presets import load_backbone_and_preprocessor
@@ -21,16 +11,12 @@ from keras_prompt.models.rank_classification import DECODER_START_ID
 from keras_prompt.models.rank_classification import PAD_ID
 from keras_prompt.models.rank_classification import choice_log_likelihoods
 from keras_prompt.models.rank_classification import choice_tensors
+from keras_prompt.models.soft_prompt_mixin import SoftPromptMixin
 from keras_prompt.models.t5_cached_decoder import T5CachedDecoder
 from keras_prompt.models.t5_detokenizer import T5Detokenizer
-from keras_prompt.prompts import prompt_file
-from keras_prompt.prompts.prompt_bank import PromptBank
-
-logger = logging.getLogger(__name__)
 
 # T5 vocabularies put `</s>` at id 1.
 T5_END_ID = 1
-REPARAMETERIZATIONS = ("residual",)
 TOKEN_INPUTS = (
     "encoder_token_ids",
     "encoder_padding_mask",
@@ -40,7 +26,7 @@ TOKEN_INPUTS = (
 
 
 @keras.saving.register_keras_serializable(package="keras_prompt")
-class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
+class PromptedT5Seq2SeqLM(SoftPromptMixin, keras_hub.models.Seq2SeqLM):
     """A frozen T5 steered by a trainable soft prompt (prompt tuning).
 
     Wraps a `keras_hub.models.T5Backbone`, freezes every one of its weights,
@@ -125,6 +111,8 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
 
     backbone_cls = keras_hub.models.T5Backbone
     preprocessor_cls = keras_hub.models.T5Seq2SeqLMPreprocessor
+    SEQUENCE_LENGTH_KEYS = ("encoder_sequence_length", "decoder_sequence_length")
+    TOKEN_INPUTS = TOKEN_INPUTS
 
     def __init__(
         self,
@@ -147,47 +135,24 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
                 "`PromptedT5Seq2SeqLM.from_preset(...)`."
             )
         # === Layers ===
-        backbone.trainable = False
-        self.backbone = backbone
-        self.preprocessor = preprocessor
-        self.prompt_initializer = prompt_initializer
-        self.labels = list(labels) if labels is not None else None
-        self.init_text = init_text
-        self.seed = seed
-        self.init_file = init_file
-        self.reparameterization = reparameterization
-        self.bottleneck_size = self._check_reparameterization(
-            prompt_length, bottleneck_size
+        inputs = self._build_prompt_layer(
+            backbone,
+            preprocessor,
+            prompt_length,
+            prompt_initializer,
+            labels,
+            init_text,
+            seed,
+            init_file,
+            reparameterization,
+            bottleneck_size,
         )
-        initializer = self._resolve_initializer(prompt_length)
-        self.prompt_layer = PromptLayer(
-            prompt_length=prompt_length,
-            hidden_dim=backbone.hidden_dim,
-            initializer=initializer,
-            reparameterization=ResidualPromptReparameterization(
-                self.bottleneck_size, seed=seed, name="reparameterization"
-            )
-            if reparameterization
-            else None,
-            dtype=backbone.dtype_policy,
-            name="prompt",
-        )
-        self.prompt_layer.build()
-        if reparameterization and isinstance(
-            initializer, initializers.FromArray
-        ):
-            # Given values (an array, a file) are the effective prompt.
-            self.prompt_layer.reparameterization.zero_residual()
 
         # === Functional Model ===
         # Functional like every KerasHub task (KerasHub swaps `Functional`
         # into the shared base class whenever any task is built). The inputs
         # are exactly the preprocessor's outputs (KerasHub's Task contract);
         # per-example prompts go through `forward`, `generate` and `score`.
-        inputs = {
-            name: keras.Input((None,), dtype="int32", name=name)
-            for name in TOKEN_INPUTS
-        }
         encoder_outputs, encoder_padding_mask = self.encode(
             inputs["encoder_token_ids"], inputs["encoder_padding_mask"]
         )
@@ -201,96 +166,9 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             self, inputs=inputs, outputs=logits, **kwargs
         )
 
-        # KerasHub only creates these in `compile()`; `compile=False` must
-        # still allow `generate()`.
-        if not hasattr(self, "generate_function"):
-            self.generate_function = None
-            self.sampler = keras_hub.samplers.GreedySampler()
-        self._score_function = None
-
         # === Config ===
-        self.prompt_length = self.prompt_layer.prompt_length
-        self.hidden_dim = backbone.hidden_dim
-        self.prompt_bank = PromptBank(
-            self.prompt_length, self.hidden_dim, self.backbone_fingerprint
-        )
+        self._finish_prompt_setup()
 
-    def _check_reparameterization(self, prompt_length, bottleneck_size):
-        """The bottleneck size to use (`None` without reparameterization);
-        raises `ValueError` naming a bad setting."""
-        if self.reparameterization is None:
-            if bottleneck_size is not None:
-                raise ValueError(
-                    f"`bottleneck_size={bottleneck_size!r}` is a setting of "
-                    "the residual reparameterization: pass "
-                    "`reparameterization='residual'` too, or leave "
-                    "`bottleneck_size` out."
-                )
-            return None
-        if self.reparameterization not in REPARAMETERIZATIONS:
-            raise ValueError(
-                f"Unknown `reparameterization={self.reparameterization!r}`; "
-                f"use None (plain prompt tuning) or one of "
-                f"{list(REPARAMETERIZATIONS)}."
-            )
-        if not prompt_length:
-            raise ValueError(
-                "`reparameterization='residual'` needs a prompt to "
-                "reparameterize; got `prompt_length=0`. Use a positive "
-                "prompt_length."
-            )
-        if bottleneck_size is None:
-            return DEFAULT_BOTTLENECK_SIZE
-        return bottleneck_size
-
-    def _resolve_initializer(self, prompt_length):
-        if not prompt_length:
-            return "zeros"
-        tokenizer = getattr(self.preprocessor, "tokenizer", None)
-        initializer = initializers.get(
-            self.prompt_initializer,
-            embeddings=ops.convert_to_numpy(
-                self.backbone.token_embedding.embeddings
-            ),
-            tokenizer=tokenizer,
-            labels=self.labels,
-            text=self.init_text,
-            path=self.init_file,
-            seed=self.seed,
-        )
-        if isinstance(initializer, initializers.FromFile):
-            initializer.check(
-                fingerprint=self.backbone_fingerprint(),
-                prompt_length=prompt_length,
-                hidden_dim=self.backbone.hidden_dim,
-            )
-        return initializer
-
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(self._check_token_inputs(inputs), *args, **kwargs)
-
-    def _check_token_inputs(self, inputs, required=TOKEN_INPUTS):
-        """Names the wrong keys (Keras would not) before anything runs."""
-        if not isinstance(inputs, dict):
-            raise ValueError(
-                f"PromptedT5Seq2SeqLM takes a dict of token inputs with keys "
-                f"{list(required)}; got {type(inputs).__name__}. Use "
-                "`generate()` or `score()` for text."
-            )
-        missing = [key for key in required if key not in inputs]
-        unknown = sorted(set(inputs) - set(TOKEN_INPUTS))
-        if missing or unknown:
-            hint = (
-                " Per-example prompts go to `forward(..., prompts=)`, "
-                "`generate(..., prompts=)` or `score(..., prompts=)`."
-                if "prompts" in unknown
-                else ""
-            )
-            raise ValueError(
-                f"Model inputs are missing {missing} and have unknown keys "
-                f"{unknown}; expected {list(required)}.{hint}"
-            )
-        return inputs
 
     # === Forward pass ===
 
@@ -411,107 +289,14 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             training=training,
         )
 
-    def per_example_prompts(self, prompts=None, tasks=None, batch_size=None):
-        """`prompts` checked, or the bank's prompts of `tasks`, as a float32
-        `[batch, prompt_length, hidden_dim]` tensor; `None` for the model's
-        own prompt.
-
-        Raises `ValueError` naming the problem when both are given, a task
-        is unknown, the shape is wrong or the count differs from
-        `batch_size`.
-        """
-        if prompts is not None and tasks is not None:
-            raise ValueError("Pass `prompts` or `tasks`, not both.")
-        if tasks is not None:
-            tasks = [tasks] if isinstance(tasks, (str, int)) else list(tasks)
-            prompts = self.prompt_bank.select(tasks)
-        if prompts is None:
-            return None
-        if not ops.is_tensor(prompts) or tf.executing_eagerly():
-            values = np.asarray(prompts, "float32")
-            finite = np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
-            if values.ndim == 3 and not finite.all():
-                raise ValueError(
-                    "`prompts` has NaN or infinite values in rows "
-                    f"{np.flatnonzero(~finite).tolist()}: every example needs "
-                    "a finite prompt (a diverged or corrupt prompt?)."
-                )
-            prompts = values
-        prompts = ops.cast(prompts, "float32")
-        self.prompt_layer.check_prompt_shape(prompts)
-        if batch_size is not None and isinstance(batch_size, int):
-            if prompts.shape[0] != batch_size:
-                raise ValueError(
-                    f"Got {prompts.shape[0]} prompts for a batch of "
-                    f"{batch_size} examples; give one per example."
-                )
-        return prompts
-
     # === Training ===
 
-    def compile(
-        self,
-        optimizer="auto",
-        loss="auto",
-        *,
-        weighted_metrics="auto",
-        sampler="greedy",
-        **kwargs,
-    ):
-        """Configures training with the paper's defaults.
-
-        Args:
-            optimizer: `"auto"` gives `keras_prompt.optimizers.Adafactor` at
-                the paper's constant learning rate 0.3.
-            loss: `"auto"` gives sparse cross-entropy from logits over target
-                tokens only (padding id 0 is ignored, the mean is over real
-                target tokens).
-            weighted_metrics: `"auto"` gives token accuracy.
-            sampler: the `generate()` sampler; greedy by default.
-            **kwargs: see `keras.Model.compile` (e.g. `steps_per_execution`).
-                `jit_compile` defaults to `True` (Keras's `"auto"` turns XLA
-                off on CPU-only machines, where it still makes training and
-                cached generation several times faster) unless running
-                eagerly. Keras cannot compile with XLA while TensorFlow op
-                determinism is enabled: then `model.jit_compile` is `False`,
-                and a warning says so if `jit_compile=True` was asked for.
-        """
-        requested = kwargs.get("jit_compile")
-        kwargs.setdefault("jit_compile", not kwargs.get("run_eagerly"))
-        if optimizer == "auto":
-            from keras_prompt.optimizers import Adafactor
-
-            optimizer = Adafactor(learning_rate=0.3)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, ignore_class=PAD_ID
-            )
-        if weighted_metrics == "auto":
-            weighted_metrics = [
-                keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")
-            ]
-        super().compile(
-            optimizer=optimizer,
-            loss=loss,
-            weighted_metrics=weighted_metrics,
-            sampler=sampler,
-            **kwargs,
+    def default_loss(self):
+        """Sparse cross-entropy from logits over target tokens only (padding
+        id 0 is ignored; the mean is over real target tokens)."""
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=PAD_ID
         )
-        if requested is True and not self.jit_compile:
-            logger.warning(
-                "jit_compile=True was requested but Keras runs this model "
-                "without XLA (TensorFlow op determinism is enabled); call "
-                "`tf.config.experimental.enable_op_determinism()` only where "
-                "bit-exact kernels matter more than speed."
-            )
-        self._score_function = None
-
-    def compile_from_config(self, config):
-        """Compiles a model loaded from a `.keras` file as it was saved
-        (Keras skips custom `compile()` methods otherwise)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     # === Generation ===
 
@@ -639,6 +424,29 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
             mask = ops.logical_and(mask, ops.logical_not(prefix))
         texts = self.detokenize(outputs["decoder_token_ids"], mask)
         return texts[0] if single else texts
+
+    def generated_texts(
+        self, inputs, max_new_tokens, stop_token_ids="auto", **kwargs
+    ):
+        """The text each example of a token batch generates (at most
+        `max_new_tokens` tokens, the end token included), by the one
+        detokenization rule.
+
+        Args:
+            inputs: dict with `encoder_token_ids` and `encoder_padding_mask`.
+            max_new_tokens: the decoder's budget per example.
+            stop_token_ids: as in `generate()`.
+            **kwargs: `prompts` or `tasks`, as in `generate()`.
+        """
+        outputs = self.generate(
+            inputs,
+            max_length=int(max_new_tokens) + 1,
+            stop_token_ids=stop_token_ids,
+            **kwargs,
+        )
+        return self.detokenize(
+            outputs["decoder_token_ids"], outputs["decoder_padding_mask"]
+        )
 
     def _stop_token_ids(self, stop_token_ids):
         if stop_token_ids != "auto":
@@ -772,114 +580,6 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
         )
         return ops.convert_to_numpy(scores)
 
-    # === Prompt access and files ===
-
-    def get_prompt(self):
-        """The prompt as a float32 NumPy array `[prompt_length, hidden_dim]`:
-        the prompt the encoder sees (with a reparameterization, the folded
-        prompt, which serves unchanged in a model without one)."""
-        return ops.convert_to_numpy(self.prompt_layer.effective_prompt()).copy()
-
-    def set_prompt(self, prompt):
-        """Replaces the prompt with `prompt` (`[prompt_length, hidden_dim]`).
-
-        `get_prompt()` then returns `prompt` exactly. With a
-        reparameterization, `prompt` becomes the raw prompt and the
-        reparameterization's residual is zeroed (see the class docstring),
-        so that the model computes exactly what a plain model with `prompt`
-        does; training then continues from there."""
-        prompt = np.asarray(prompt, dtype="float32")
-        expected = (self.prompt_length, self.hidden_dim)
-        if prompt.shape != expected:
-            raise ValueError(
-                f"The prompt must have shape {expected} (prompt_length, "
-                f"hidden_dim); got {prompt.shape}."
-            )
-        if not np.all(np.isfinite(prompt)):
-            raise ValueError("The prompt has NaN or infinite values.")
-        self.prompt_layer.assign_prompt(prompt)
-
-    def backbone_fingerprint(self):
-        """SHA-256 of the backbone's token embedding and architecture."""
-        return prompt_file.backbone_fingerprint(self.backbone)
-
-    def save_prompt(
-        self,
-        path,
-        task=None,
-        labels=None,
-        training_steps=None,
-        encoder_sequence_length=None,
-        decoder_sequence_length=None,
-    ):
-        """Saves the prompt and its metadata to a `.safetensors` file,
-        atomically (see `keras_prompt.prompts.save_prompt_file`).
-
-        The file records the sequence lengths the prompt was trained with;
-        exports of it default to them (`keras-prompt export`).
-
-        Args:
-            path: destination file.
-            task: optional task name.
-            labels: the task's label words (defaults to the model's).
-            training_steps: steps trained (defaults to the optimizer's
-                iteration count when the model has been trained).
-            encoder_sequence_length, decoder_sequence_length: the lengths
-                the prompt was trained with (default: the preprocessor's;
-                not recorded without a preprocessor). Pass them when
-                training fed batches of other lengths than the
-                preprocessor's.
-
-        Returns:
-            The path written.
-        """
-        if training_steps is None and getattr(self, "optimizer", None):
-            training_steps = int(self.optimizer.iterations.numpy())
-        if encoder_sequence_length is None:
-            encoder_sequence_length = getattr(
-                self.preprocessor, "encoder_sequence_length", None
-            )
-        if decoder_sequence_length is None:
-            decoder_sequence_length = getattr(
-                self.preprocessor, "decoder_sequence_length", None
-            )
-        initializer = self.prompt_initializer
-        metadata = {
-            "backbone_fingerprint": self.backbone_fingerprint(),
-            "task": task,
-            "labels": labels if labels is not None else self.labels,
-            "initializer": initializer
-            if isinstance(initializer, str)
-            else type(initializer).__name__,
-            "training_steps": training_steps,
-            # `None` (no preprocessor) is left out of the file.
-            "encoder_sequence_length": encoder_sequence_length,
-            "decoder_sequence_length": decoder_sequence_length,
-            # The values are folded: informative only, any model loads them.
-            "reparameterization": self.reparameterization,
-        }
-        if isinstance(self.prompt_layer.initializer, initializers.FromFile):
-            metadata.update(self.prompt_layer.initializer.source_metadata())
-        path = prompt_file.save_prompt_file(path, self.get_prompt(), metadata)
-        logger.debug("Saved prompt to %s", path)
-        return path
-
-    def load_prompt(self, path):
-        """Loads a prompt file saved for this backbone and returns its
-        metadata. Raises `PromptFileError` if the file is malformed or was
-        trained on a different backbone."""
-        prompt, metadata = prompt_file.read_prompt_file(path)
-        prompt_file.check_prompt_compatible(
-            metadata,
-            prompt,
-            fingerprint=self.backbone_fingerprint(),
-            prompt_length=self.prompt_length,
-            hidden_dim=self.hidden_dim,
-            source=f"'{path}'",
-        )
-        self.set_prompt(prompt)
-        return metadata
-
     # === Construction ===
 
     @classmethod
@@ -921,32 +621,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
 
     def get_config(self):
         config = super().get_config()
-        initializer = self.prompt_initializer
-        init_file = self.init_file
-        if isinstance(self.prompt_layer.initializer, initializers.FromFile):
-            # The file's values, so that the model loads without the file
-            # (and `from_config` first builds a backbone of random weights,
-            # which no prompt file matches).
-            initializer = initializers.FromArray(
-                self.prompt_layer.initializer.array
-            )
-            init_file = None
-        if not isinstance(initializer, str):
-            initializer = keras.initializers.serialize(
-                initializers.get(initializer)
-            )
-        config.update(
-            {
-                "prompt_length": self.prompt_length,
-                "prompt_initializer": initializer,
-                "labels": self.labels,
-                "init_text": self.init_text,
-                "seed": self.seed,
-                "init_file": init_file,
-                "reparameterization": self.reparameterization,
-                "bottleneck_size": self.bottleneck_size,
-            }
-        )
+        config.update(self._prompt_config())
         if self.preprocessor is not None:
             # KerasHub's T5 preprocessor config leaves its lengths out.
             config["sequence_lengths"] = {
@@ -957,12 +632,7 @@ class PromptedT5Seq2SeqLM(keras_hub.models.Seq2SeqLM):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        initializer = config.get("prompt_initializer")
-        if isinstance(initializer, dict):
-            config["prompt_initializer"] = keras.initializers.deserialize(
-                initializer
-            )
+        config = cls._deserialize_prompt_config(config)
         lengths = config.pop("sequence_lengths", None)
         model = super().from_config(config)
         if lengths and model.preprocessor is not None:

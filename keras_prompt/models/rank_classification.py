@@ -8,6 +8,30 @@ DECODER_START_ID = 0
 PAD_ID = 0
 
 
+def choice_token_lists(choices, tokenizer=None):
+    """Each candidate's token ids: a string tokenized with `tokenizer`, the
+    end token appended; a token-id list as given. Raises `ValueError` for
+    no choices, an empty one, or a string without a tokenizer."""
+    if not choices:
+        raise ValueError("Rank classification needs at least one choice.")
+    targets = []
+    for choice in choices:
+        if isinstance(choice, str):
+            if tokenizer is None:
+                raise ValueError(
+                    f"String choice {choice!r} needs a tokenizer (a model with "
+                    "a preprocessor); pass token-id lists instead."
+                )
+            target = [int(i) for i in np.asarray(tokenizer(choice)).reshape(-1)]
+            target.append(int(tokenizer.end_token_id))
+        else:
+            target = [int(i) for i in choice]
+        if not target:
+            raise ValueError(f"Choice {choice!r} has no tokens.")
+        targets.append(target)
+    return targets
+
+
 def choice_tensors(choices, tokenizer=None):
     """Decoder inputs, targets and masks for candidate targets.
 
@@ -26,23 +50,7 @@ def choice_tensors(choices, tokenizer=None):
     decoder_ids, targets, mask = choice_tensors(["yes", "no"], tokenizer)
     ```
     """
-    if not choices:
-        raise ValueError("Rank classification needs at least one choice.")
-    targets = []
-    for choice in choices:
-        if isinstance(choice, str):
-            if tokenizer is None:
-                raise ValueError(
-                    f"String choice {choice!r} needs a tokenizer (a model with "
-                    "a preprocessor); pass token-id lists instead."
-                )
-            target = [int(i) for i in np.asarray(tokenizer(choice))]
-            target.append(int(tokenizer.end_token_id))
-        else:
-            target = [int(i) for i in choice]
-        if not target:
-            raise ValueError(f"Choice {choice!r} has no tokens.")
-        targets.append(target)
+    targets = choice_token_lists(choices, tokenizer)
     length = max(len(target) for target in targets)
     target_ids = np.full((len(targets), length), PAD_ID, "int32")
     target_mask = np.zeros((len(targets), length), "int32")

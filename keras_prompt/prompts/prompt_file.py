@@ -36,6 +36,7 @@ _INT_KEY_MINIMUMS = {
     "training_steps": 0,
     "encoder_sequence_length": 1,
     "decoder_sequence_length": 1,
+    "sequence_length": 1,
     "init_training_steps": 0,
 }
 # Plain decimal text only: `int()` would also take "+4", " 4", "4_000" and
@@ -52,6 +53,20 @@ _ARCHITECTURE_KEYS = (
     "use_gated_activation",
     "layer_norm_epsilon",
     "tie_embedding_weights",
+)
+# Decoder-only families name their architecture with keys T5 lacks; they
+# count where a backbone has them (a T5 fingerprint stays as it was).
+_DECODER_ONLY_ARCHITECTURE_KEYS = (
+    "num_query_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "max_sequence_length",
+    "rope_max_wavelength",
+    "rope_scaling_factor",
+    "tie_word_embeddings",
+    "final_logit_soft_cap",
+    "attention_logit_soft_cap",
+    "sliding_window_size",
 )
 
 
@@ -73,14 +88,15 @@ def prompt_file_path(path):
 
 
 def backbone_fingerprint(backbone):
-    """SHA-256 of a T5 backbone's token embedding matrix and architecture.
+    """SHA-256 of a backbone's token embedding matrix and architecture.
 
     Two backbones share a fingerprint only when they have the same
     architecture and bit-identical token embeddings, which in practice means
     the same pretrained checkpoint.
 
     Args:
-        backbone: a `keras_hub.models.T5Backbone`.
+        backbone: a KerasHub backbone (`T5Backbone`, or a decoder-only one
+            such as `GPT2Backbone`, `LlamaBackbone`, `GemmaBackbone`).
 
     Returns:
         A 64-character hexadecimal string.
@@ -90,8 +106,15 @@ def backbone_fingerprint(backbone):
     fingerprint = keras_prompt.prompts.backbone_fingerprint(model.backbone)
     ```
     """
+    import keras_hub
+
     config = backbone.get_config()
     architecture = {key: config.get(key) for key in _ARCHITECTURE_KEYS}
+    for key in _DECODER_ONLY_ARCHITECTURE_KEYS:
+        if key in config:
+            architecture[key] = config[key]
+    if not isinstance(backbone, keras_hub.models.T5Backbone):
+        architecture["family"] = type(backbone).__name__
     digest = hashlib.sha256()
     digest.update(json.dumps(architecture, sort_keys=True).encode("utf-8"))
     embeddings = np.asarray(
@@ -130,9 +153,10 @@ def check_prompt_metadata(metadata, source, fix):
     files, PEFT adapters written by `export_peft`): `labels` is a list (or
     tuple) of strings, and each integer key (`prompt_length`, `hidden_dim`,
     `training_steps`, `encoder_sequence_length`, `decoder_sequence_length`,
-    `init_training_steps`) is an integer no smaller than its minimum. Absent keys, and keys whose
-    value is `None` (which `save_prompt_file` does not record), are fine;
-    other keys are free-form.
+    `sequence_length`, `init_training_steps`) is an integer no smaller than
+    its minimum. Absent keys, and keys whose value is `None` (which
+    `save_prompt_file` does not record), are fine; other keys are
+    free-form.
 
     Args:
         metadata: dict of decoded metadata (labels as a list, integers as

@@ -82,12 +82,14 @@ class _EnsembleRows:
         self._prompts = prompts
 
     def _row_prompts(self, inputs):
-        rows = int(np.shape(inputs["encoder_token_ids"])[0])
+        rows = int(np.shape(next(iter(inputs.values())))[0])
         return np.repeat(self._prompts, rows // len(self._prompts), axis=0)
 
-    def generate(self, inputs, *args, **kwargs):
+    def generated_texts(self, inputs, *args, **kwargs):
         prompts = self._row_prompts(inputs)
-        return self._model.generate(inputs, *args, prompts=prompts, **kwargs)
+        return self._model.generated_texts(
+            inputs, *args, prompts=prompts, **kwargs
+        )
 
     def score(self, inputs, choices):
         prompts = self._row_prompts(inputs)
@@ -302,19 +304,21 @@ def ensemble(
     for batch in pipeline.evaluation_dataset(
             examples, batch_size, num_examples=stats["num_examples"]):
         keep = batch["is_padding"].numpy() == 0
-        ids = np.tile(batch["encoder_token_ids"].numpy(), (num_prompts, 1))
-        mask = np.tile(batch["encoder_padding_mask"].numpy(), (num_prompts, 1))
+        inputs = {
+            key: np.tile(batch[key].numpy(), (num_prompts, 1))
+            for key in pipeline.model_input_keys
+        }
         shape = (num_prompts, len(keep))
         scores = None
         if scoring:
-            scores = evaluator.score(ids, mask).reshape(shape + (num_labels,))
+            scores = evaluator.score(inputs).reshape(shape + (num_labels,))
             labels = np.argmax(scores, axis=-1)
         else:
-            texts = evaluator.generate_texts(ids, mask)
+            texts = evaluator.generate_texts(inputs)
             labels = np.array([evaluator.text_to_label(t) for t in texts])
             labels = labels.reshape(shape)
             if method == "vote" and tied_examples(labels, num_labels).any():
-                scores = evaluator.score(ids, mask).reshape(
+                scores = evaluator.score(inputs).reshape(
                     shape + (num_labels,))
         if method == "vote":
             chosen = majority_vote(labels, num_labels, scores)

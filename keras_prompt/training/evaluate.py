@@ -3,8 +3,8 @@
 import logging
 import os
 
-from keras_prompt.data import TextToTextPipeline
 from keras_prompt.data import resolve_task
+from keras_prompt.training.model_builder import build_pipeline
 from keras_prompt.training.train import write_json_atomically
 from keras_prompt.training.training_error import TrainingError
 
@@ -12,11 +12,11 @@ logger = logging.getLogger(__name__)
 
 
 def load_model_with_prompt(backbone, prompt=None, preprocessor=None):
-    """A `PromptedT5Seq2SeqLM` on `backbone` holding the prompt file `prompt`.
+    """A prompted model on `backbone` holding the prompt file `prompt`.
 
     Args:
-        backbone: preset name/dir, HF checkpoint dir, `T5Backbone` or a
-            `PromptedT5Seq2SeqLM` (used as is when `prompt` is `None`).
+        backbone: preset name/dir, HF checkpoint dir, KerasHub backbone or
+            a prompted model (used as is when `prompt` is `None`).
         prompt: path of a prompt file; its length comes from the file. The
             file is checked against the backbone's fingerprint.
         preprocessor: tokenizer preprocessor for object backbones.
@@ -24,20 +24,20 @@ def load_model_with_prompt(backbone, prompt=None, preprocessor=None):
     Returns:
         `(model, metadata)`; `metadata` is `{}` without a prompt file.
     """
-    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
+    from keras_prompt.models.soft_prompt_mixin import SoftPromptMixin
     from keras_prompt.prompts.prompt_file import prompt_file_path
     from keras_prompt.prompts.prompt_file import read_prompt_file
     from keras_prompt.training.model_builder import build_prompted_model
 
     if prompt is None:
-        if isinstance(backbone, PromptedT5Seq2SeqLM):
+        if isinstance(backbone, SoftPromptMixin):
             return backbone, {}
         raise TrainingError(
             "Pass the prompt file to evaluate (prompt=DIR/prompt.safetensors)."
         )
     prompt = prompt_file_path(prompt)
     values, metadata = read_prompt_file(prompt)
-    if isinstance(backbone, PromptedT5Seq2SeqLM) and \
+    if isinstance(backbone, SoftPromptMixin) and \
             backbone.prompt_length == values.shape[0]:
         model = backbone
     else:
@@ -59,10 +59,7 @@ def prepare_evaluation(model, backbone, task, *, split, data_dir,
     if model.preprocessor is None:
         raise TrainingError("The backbone has no tokenizer; use a preset "
                             "with one or pass preprocessor=.")
-    tokenizer = model.preprocessor.tokenizer
-    if max_target_length is None:
-        max_target_length = task.default_target_length(tokenizer)
-    pipeline = TextToTextPipeline(tokenizer, max_input_length, max_target_length)
+    pipeline = build_pipeline(model, task, max_input_length, max_target_length)
     examples = task.load(split, data_dir=data_dir)
     if max_examples:
         examples = examples.take(int(max_examples))

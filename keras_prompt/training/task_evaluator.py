@@ -43,10 +43,11 @@ class TaskEvaluator:
     cached decoding, and `score()`), XLA-compiled when the model is.
 
     Args:
-        model: a `keras_prompt.PromptedT5Seq2SeqLM`.
+        model: a `keras_prompt.PromptedT5Seq2SeqLM` or `PromptedCausalLM`.
         task: a `keras_prompt.data.Task`.
-        pipeline: the `keras_prompt.data.TextToTextPipeline` for the model's
-            tokenizer.
+        pipeline: the model's text-to-text pipeline
+            (`keras_prompt.data.TextToTextPipeline` or
+            `CausalTextToTextPipeline`) for its tokenizer.
         batch_size: evaluation batch size.
         rank_classification: score label words instead of decoding.
 
@@ -69,39 +70,24 @@ class TaskEvaluator:
         self._label_token_ids = None
         self._extra_columns = {}
 
-    def generate_texts(self, encoder_token_ids, encoder_padding_mask):
-        """Greedy outputs of a batch as text (`max_target_length` tokens at
-        most), by the model's one detokenization rule: an id without a
-        piece never fails the batch."""
-        outputs = self.model.generate(
-            {
-                "encoder_token_ids": encoder_token_ids,
-                "encoder_padding_mask": encoder_padding_mask,
-            },
-            max_length=self.pipeline.max_target_length + 1,
+    def generate_texts(self, inputs):
+        """Greedy outputs of a batch of model inputs as text
+        (`max_target_length` tokens at most per example), by the model's
+        one detokenization rule: an id without a piece never fails the
+        batch."""
+        return self.model.generated_texts(
+            inputs,
+            max_new_tokens=self.pipeline.max_target_length,
             stop_token_ids=(self.pipeline.end_id,),
         )
-        return self.model.detokenize(
-            outputs["decoder_token_ids"], outputs["decoder_padding_mask"]
-        )
 
-    def score(self, encoder_token_ids, encoder_padding_mask):
+    def score(self, inputs):
         """Label-word log-likelihoods `[batch, num_labels]`."""
         check_evaluation_mode(self.task, rank_classification=True)
         if self._label_token_ids is None:
-            _, _, targets, target_mask = self.pipeline.encode_label_words(
+            self._label_token_ids = self.pipeline.label_token_ids(
                 self.task.label_words)
-            self._label_token_ids = [
-                [int(t) for t, keep in zip(row, keep_row) if keep]
-                for row, keep_row in zip(targets.numpy(), target_mask.numpy())
-            ]
-        return self.model.score(
-            {
-                "encoder_token_ids": encoder_token_ids,
-                "encoder_padding_mask": encoder_padding_mask,
-            },
-            self._label_token_ids,
-        )
+        return self.model.score(inputs, self._label_token_ids)
 
     def text_to_label(self, text):
         """The label index of a decoded text, or -1 (always -1 for a task
@@ -152,12 +138,12 @@ class TaskEvaluator:
         predictions, labels, texts = [], [], []
         for batch in ds:
             keep = batch["is_padding"].numpy() == 0
-            ids, mask = batch["encoder_token_ids"], batch["encoder_padding_mask"]
+            inputs = {key: batch[key] for key in self.pipeline.model_input_keys}
             if self.rank_classification:
-                preds = np.argmax(self.score(ids, mask), axis=1)
+                preds = np.argmax(self.score(inputs), axis=1)
                 batch_texts = [self.task.label_words[p] for p in preds]
             else:
-                batch_texts = self.generate_texts(ids, mask)
+                batch_texts = self.generate_texts(inputs)
                 preds = np.array([self.text_to_label(t) for t in batch_texts])
             predictions.append(preds[keep])
             labels.append(batch["label"].numpy()[keep])

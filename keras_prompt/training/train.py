@@ -10,8 +10,8 @@ import time
 import keras
 
 from keras_prompt.data import DataError
-from keras_prompt.data import TextToTextPipeline
 from keras_prompt.data import resolve_task
+from keras_prompt.training.model_builder import build_pipeline
 from keras_prompt.training.model_builder import build_prompted_model
 from keras_prompt.training.model_builder import dtype_policy_name
 from keras_prompt.training.prompt_backup_and_restore import (
@@ -168,9 +168,11 @@ def train(
     process, next to any tokenizer pipeline, with the same result each time.
 
     Args:
-        backbone: a KerasHub preset name, preset directory or Hugging Face T5
-            checkpoint directory, or a `keras_hub.models.T5Backbone` or
-            `PromptedT5Seq2SeqLM`.
+        backbone: a KerasHub preset name, preset directory or Hugging Face
+            checkpoint directory (T5, or a decoder-only GPT-2, Gemma, Llama,
+            Mistral or Qwen: then the model is a `PromptedCausalLM` and the
+            data the `CausalTextToTextPipeline` format), or a KerasHub
+            backbone or prompted model.
         task: a registered task name (`"rte"`, `"mrpc"`, ...; see
             `keras_prompt.data.list_tasks()`) or a `Task` (e.g.
             `keras_prompt.data.file_task(...)` over CSV/TSV/JSONL files).
@@ -179,7 +181,7 @@ def train(
         config: a `TrainConfig` (default: `TrainConfig()`).
         data_dir: the TFDS data directory for built-in tasks (no download
             happens; see `keras_prompt.data.TFDSSource`).
-        preprocessor: the `T5Seq2SeqLMPreprocessor` when `backbone` is an
+        preprocessor: the backbone's preprocessor when `backbone` is an
             object without one.
         callbacks: extra Keras callbacks for `fit`.
         **settings: `TrainConfig` fields overriding `config`.
@@ -292,13 +294,10 @@ def train(
             "The backbone has no tokenizer (preprocessor); use a preset or "
             "checkpoint directory that includes one, or pass preprocessor=."
         )
-    tokenizer = model.preprocessor.tokenizer
 
     # === Pipelines ===
-    max_target_length = (config.max_target_length
-                         or task.default_target_length(tokenizer))
-    pipeline = TextToTextPipeline(tokenizer, config.max_input_length,
-                                  max_target_length)
+    pipeline = build_pipeline(model, task, config.max_input_length,
+                              config.max_target_length)
     train_stats = pipeline.stats(train_examples)
     _check_split(train_stats, "train", task, batch_size)
     _log_truncation("train", train_stats)
@@ -334,8 +333,7 @@ def train(
     save_kwargs = {
         "task": task.name,
         "labels": task.label_words,
-        "encoder_sequence_length": pipeline.max_input_length,
-        "decoder_sequence_length": pipeline.max_target_length,
+        **pipeline.prompt_file_lengths(),
     }
     prompt_path = os.path.join(output_dir, PROMPT_FILE)
     extra_callbacks = list(callbacks or [])
