@@ -18,17 +18,37 @@ from keras_prompt.models.tiny_t5 import tiny_t5_backbone  # noqa: E402
 from keras_prompt.models.tiny_t5 import train_sentencepiece_proto  # noqa: E402
 
 TINY_VOCABULARY_SIZE = 128
-# The longest test files (minutes each) go first, so that with two xdist
-# workers (`--dist loadfile`) they run beside the others, not after them.
-LONG_TEST_FILES = ("tests/quickstart/run_test.py", "tests/training/train_test.py")
+# The longest test files (minutes each) go first, longest first, so that
+# with two xdist workers (`--dist loadfile`) they run beside the others, not
+# after them.
+LONG_TEST_FILES = (
+    "tests/quickstart/run_test.py",
+    "tests/training/train_test.py",
+    "tests/export/saved_model_export_test.py",
+    "tests/export/onnx_export_test.py",
+    "tests/export/tflite_export_test.py",
+    "tests/quickstart/pretrain_test.py",
+    "tests/models/prompted_causal_lm_test.py",
+)
+
+
+def pytest_configure(config):
+    # pytest-xdist (>= 3.6) otherwise schedules the files with the most tests
+    # first, whatever the collection order: the one-test quickstart file
+    # would start among the last and run alone at the end.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(config, items):
-    def starts_late(item):
+    def start_rank(item):
         path = item.nodeid.split("::")[0]
-        return path not in LONG_TEST_FILES
+        if path in LONG_TEST_FILES:
+            return LONG_TEST_FILES.index(path)
+        return len(LONG_TEST_FILES)
 
-    items.sort(key=starts_late)  # stable: every other order is kept
+    items.sort(key=start_rank)  # stable: every other order is kept
+
 
 _SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our team"]
 _VERBS = ["likes", "sees", "finds", "paints", "follows", "hates"]

@@ -179,7 +179,7 @@ class CausalTextToTextPipeline(TextToTextPipeline):
     def encode_texts(self, texts, length=None):
         """Start token + text + separator for each string, right-padded to
         `length` (default `sequence_length`): generation inputs."""
-        ids = self._tokenize_graph(tf.constant(list(texts), tf.string))
+        ids = self._tokenize_strings(tf.constant(list(texts), tf.string))
         prefix, _ = self._prefix(ids)
         return self._dense(prefix, length or self.sequence_length)
 
