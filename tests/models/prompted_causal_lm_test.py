@@ -37,9 +37,11 @@ def load_example(family):
 _LOADED = {}
 
 
-def load_model(family, **kwargs):
+def load_model(family, jit_compile=False, **kwargs):
     """The fixture's model with its PEFT prompt (loaded once per family:
-    KerasHub's converter takes seconds)."""
+    KerasHub's converter takes seconds), compiled without XLA unless asked:
+    most tests here compare numbers across many shapes, and each new shape
+    is an XLA compile."""
     if family not in _LOADED:
         _LOADED[family] = keras_hub.models.CausalLM.from_preset(
             os.path.join(FIXTURES, family)
@@ -47,7 +49,9 @@ def load_model(family, **kwargs):
     task = _LOADED[family]
     kwargs.setdefault("prompt_length", PROMPT_LENGTH)
     kwargs.setdefault("prompt_initializer", load_example(family)["prompt"])
-    return PromptedCausalLM(task.backbone, task.preprocessor, **kwargs)
+    model = PromptedCausalLM(task.backbone, task.preprocessor, **kwargs)
+    model.compile(jit_compile=jit_compile)
+    return model
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -75,16 +79,20 @@ def test_logits_and_greedy_ids_match_peft(family):
 
     new = example["greedy_ids"].shape[1]
     ids = example["gen_token_ids"]
-    outputs = model.generate(
-        {"token_ids": ids, "padding_mask": np.ones_like(ids)},
-        max_length=ids.shape[1] + new,
-        stop_token_ids=None,
-    )
-    np.testing.assert_array_equal(outputs["token_ids"][:, : ids.shape[1]], ids)
-    np.testing.assert_array_equal(
-        outputs["token_ids"][:, ids.shape[1] :], example["greedy_ids"]
-    )
-    assert outputs["padding_mask"].all()
+    # The XLA-compiled loop (`generate()`'s default) and the plain one.
+    for model in (load_model(family, jit_compile=True), model):
+        outputs = model.generate(
+            {"token_ids": ids, "padding_mask": np.ones_like(ids)},
+            max_length=ids.shape[1] + new,
+            stop_token_ids=None,
+        )
+        np.testing.assert_array_equal(
+            outputs["token_ids"][:, : ids.shape[1]], ids
+        )
+        np.testing.assert_array_equal(
+            outputs["token_ids"][:, ids.shape[1] :], example["greedy_ids"]
+        )
+        assert outputs["padding_mask"].all()
 
 
 def test_families_and_placement():
@@ -347,6 +355,7 @@ def test_other_llama_like_families_run_their_own_layers(name):
         atol=1e-5,
     )
     model = PromptedCausalLM(backbone, prompt_length=3, seed=0)
+    model.compile(jit_compile=False)
     out = model.generate(
         {"token_ids": ids, "padding_mask": mask},
         max_new_tokens=3,
