@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prompt_client import PromptClient  # noqa: E402
+from prompt_client import check_seq2seq  # noqa: E402
 from prompt_client import argument_parser  # noqa: E402
 from prompt_client import print_generated  # noqa: E402
 
@@ -103,6 +104,7 @@ class LiteRTPromptClient(PromptClient):
 
     def __init__(self, path, forward_model=None):
         metadata = load_description(path)
+        check_seq2seq(metadata, path)
         if "sentencepiece_model" not in metadata:
             raise ValueError(
                 f"'{path}{METADATA_SUFFIX}' carries no SentencePiece model "

@@ -37,6 +37,7 @@ import onnxruntime
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prompt_client import PromptClient  # noqa: E402
 from prompt_client import argument_parser  # noqa: E402
+from prompt_client import check_seq2seq  # noqa: E402
 from prompt_client import print_generated  # noqa: E402
 
 METADATA_KEY = "keras_prompt.export"
@@ -64,6 +65,7 @@ class OnnxPromptClient(PromptClient):
         providers = providers or ["CPUExecutionProvider"]
         self.session = onnxruntime.InferenceSession(path, providers=providers)
         props = _export_props(self.session, path)
+        check_seq2seq(json.loads(props[METADATA_KEY]), path)
         if sentencepiece_model is not None:
             with open(sentencepiece_model, "rb") as file:
                 tokenizer_proto = detokenizer_proto = file.read()

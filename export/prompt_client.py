@@ -113,6 +113,19 @@ _SAME_EXPORT_KEYS = (
 )
 
 
+def check_seq2seq(metadata, path):
+    """Raises `ValueError` for a decoder-only model's export: these text
+    clients tokenize with SentencePiece for T5; a decoder-only export's
+    graphs run on ids."""
+    if metadata.get("model_type") == "causal_lm":
+        raise ValueError(
+            f"'{path}' is a decoder-only model's export; the text clients "
+            "are for T5 exports. Feed its graph token ids (inputs token_ids, "
+            "padding_mask; output new_token_ids), or serve text through the "
+            "SavedModel's serving_default."
+        )
+
+
 class PromptClient:
     """Base of the keras-prompt export clients.
 

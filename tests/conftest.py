@@ -29,6 +29,9 @@ LONG_TEST_FILES = (
     "tests/export/tflite_export_test.py",
     "tests/quickstart/pretrain_test.py",
     "tests/models/prompted_causal_lm_test.py",
+    "tests/export/causal_saved_model_test.py",
+    "tests/training/causal_train_test.py",
+    "tests/export/causal_onnx_tflite_test.py",
 )
 
 

@@ -89,12 +89,44 @@ def trained_sequence_lengths(metadatas):
     return lengths
 
 
+def trained_causal_format(metadatas):
+    """What decoder-only prompt files record of their training format: the
+    longest `max_input_length`, the longest target length
+    (`sequence_length - max_input_length`) and the one `separator`, each
+    `None` when some file does not record it.
+
+    Raises:
+        ValueError: the files record different separators (their tasks
+            format text differently and cannot share one text signature).
+    """
+    def recorded(key):
+        values = [metadata.get(key) for metadata in metadatas]
+        known = bool(values) and all(value is not None for value in values)
+        return values if known else None
+
+    inputs, totals = recorded("max_input_length"), recorded("sequence_length")
+    separators = recorded("separator")
+    if separators is not None and len(set(separators)) > 1:
+        raise ValueError(
+            "The prompt files were trained with different separators "
+            f"({sorted(set(map(repr, separators)))}); one export formats "
+            "every task's text with one. Export them separately."
+        )
+    return {
+        "max_input_length": max(inputs) if inputs else None,
+        "max_new_tokens": max(t - i for t, i in zip(totals, inputs))
+        if inputs and totals else None,
+        "separator": separators[0] if separators else None,
+    }
+
+
 def add_arguments(parser):
     parser.add_argument(
         "--backbone",
         required=True,
-        help="KerasHub preset name, preset directory or Hugging Face T5 "
-        "checkpoint directory (the backbone the prompts were trained on)",
+        help="KerasHub preset name, preset directory or Hugging Face "
+        "checkpoint directory (T5 or a decoder-only family: the backbone the "
+        "prompts were trained on)",
     )
     parser.add_argument(
         "--prompt",
@@ -140,6 +172,20 @@ def add_arguments(parser):
         default=32,
         help="decoder length of generated sequences, start token included "
         "(default 32)",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        help="decoder-only backbones: tokens generated per example (default: "
+        "the target length the prompts were trained with, recorded in their "
+        "files, else --max-decode-length - 1)",
+    )
+    parser.add_argument(
+        "--max-input-length",
+        type=positive_int,
+        help="decoder-only backbones: tokens of start token + input + "
+        "separator that serving_default formats text to (default: the "
+        "prompts' training length)",
     )
     parser.add_argument(
         "--graph",
@@ -188,8 +234,8 @@ def _run(args):
     from keras_prompt.export import export_onnx
     from keras_prompt.export import export_saved_model
     from keras_prompt.export import export_tflite
-    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
     from keras_prompt.prompts.prompt_file import read_prompt_file
+    from keras_prompt.training.model_builder import is_causal_preset
 
     entries = []
     metadatas = []
@@ -240,6 +286,90 @@ def _run(args):
                 "(TF Serving serves the highest), or pass --overwrite."
             )
 
+    if is_causal_preset(args.backbone):
+        model, options = _causal_model(args, metadatas, prompt_length)
+    else:
+        model, options = _t5_model(args, metadatas, prompt_length)
+    prompts = None
+    if mode == "baked":
+        prompts = entries[0][1]
+    elif mode == "bank":
+        prompts = {
+            name: paths[0] if len(paths) == 1 else paths
+            for name, paths in task_files.items()
+        }
+
+
+    written = []
+    if args.format == "savedmodel":
+        written.append(
+            export_saved_model(
+                model,
+                args.output,
+                mode=mode,
+                prompts=prompts,
+                model_name=args.model_name,
+                version=args.version,
+                max_decode_length=args.max_decode_length,
+                overwrite=args.overwrite,
+                text_signature=not args.no_text_signature,
+                **options["savedmodel"],
+            )
+        )
+    else:
+        graphs = (
+            ("forward", "generate") if args.graph == "both" else (args.graph,)
+        )
+        exporter = export_onnx if args.format == "onnx" else export_tflite
+        for graph in graphs:
+            path = os.path.join(
+                args.output, f"{args.model_name}_{graph}.{args.format}"
+            )
+            written.append(
+                exporter(
+                    model,
+                    path,
+                    mode=mode,
+                    prompts=prompts,
+                    graph=graph,
+                    max_decode_length=args.max_decode_length,
+                    **options[args.format],
+                )
+            )
+    if mode == "bank":
+        print(
+            "tasks: "
+            + ", ".join(
+                f"{i}={name}"
+                + (f" ({len(task_files[name])} prompts: an ensemble)"
+                   if len(task_files[name]) > 1 else "")
+                for i, name in enumerate(names)
+            )
+        )
+    for path in written:
+        print(path)
+    return 0
+
+
+def _refuse(args, names, fix):
+    given = [
+        "--" + name.replace("_", "-") for name in names
+        if getattr(args, name) is not None
+    ]
+    if given:
+        raise ValueError(f"{', '.join(given)}: {fix}")
+
+
+def _t5_model(args, metadatas, prompt_length):
+    """The T5 model to export and each format's length arguments."""
+    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
+
+    _refuse(
+        args,
+        ("max_new_tokens", "max_input_length"),
+        "decoder-only backbones only; a T5 export takes "
+        "--max-decode-length and --encoder-sequence-length.",
+    )
     # Serving at the training length rather than the preprocessor's
     # (KerasHub's default is 1024) keeps requests as fast as in training.
     trained = trained_sequence_lengths(metadatas)
@@ -261,73 +391,44 @@ def _run(args):
         decoder_sequence_length=decoder_length,
         prompt_length=prompt_length,
     )
-    prompts = None
-    if mode == "baked":
-        prompts = entries[0][1]
-    elif mode == "bank":
-        prompts = {
-            name: paths[0] if len(paths) == 1 else paths
-            for name, paths in task_files.items()
-        }
+    tflite = {
+        "batch_size": args.batch_size,
+        "encoder_sequence_length": encoder_length,
+        "decoder_sequence_length": decoder_length,
+    }
+    return model, {"savedmodel": {}, "onnx": {}, "tflite": tflite}
 
-    written = []
-    if args.format == "savedmodel":
-        written.append(
-            export_saved_model(
-                model,
-                args.output,
-                mode=mode,
-                prompts=prompts,
-                model_name=args.model_name,
-                version=args.version,
-                max_decode_length=args.max_decode_length,
-                overwrite=args.overwrite,
-                text_signature=not args.no_text_signature,
-            )
+
+def _causal_model(args, metadatas, prompt_length):
+    """The decoder-only model to export and each format's length
+    arguments: the prompts' recorded input length, target length and
+    separator unless the flags override them."""
+    from keras_prompt.models.prompted_causal_lm import PromptedCausalLM
+
+    _refuse(
+        args,
+        ("encoder_sequence_length", "decoder_sequence_length"),
+        "T5 only; a decoder-only export takes --max-input-length and "
+        "--max-new-tokens.",
+    )
+    trained = trained_causal_format(metadatas)
+    input_length = args.max_input_length or trained["max_input_length"]
+    new_tokens = args.max_new_tokens or trained["max_new_tokens"]
+    if new_tokens != args.max_new_tokens and new_tokens:
+        logger.info(
+            "Input length %s and %d new tokens, as the prompts were trained "
+            "(--max-input-length / --max-new-tokens override them).",
+            input_length,
+            new_tokens,
         )
-    else:
-        graphs = (
-            ("forward", "generate") if args.graph == "both" else (args.graph,)
-        )
-        for graph in graphs:
-            path = os.path.join(
-                args.output, f"{args.model_name}_{graph}.{args.format}"
-            )
-            if args.format == "onnx":
-                written.append(
-                    export_onnx(
-                        model,
-                        path,
-                        mode=mode,
-                        prompts=prompts,
-                        graph=graph,
-                        max_decode_length=args.max_decode_length,
-                    )
-                )
-            else:
-                written.append(
-                    export_tflite(
-                        model,
-                        path,
-                        mode=mode,
-                        prompts=prompts,
-                        graph=graph,
-                        batch_size=args.batch_size,
-                        encoder_sequence_length=encoder_length,
-                        decoder_sequence_length=decoder_length,
-                        max_decode_length=args.max_decode_length,
-                    )
-                )
-    if mode == "bank":
-        print(
-            "tasks: "
-            + ", ".join(
-                f"{i}={name}"
-                + (f" ({len(task_files[name])} prompts: an ensemble)"
-                   if len(task_files[name]) > 1 else "")
-                for i, name in enumerate(names)
-            )
-        )
-    for path in written:
-        print(path)
-    return 0
+    model = PromptedCausalLM.from_preset(
+        args.backbone, sequence_length=input_length, prompt_length=prompt_length
+    )
+    graphs = {"max_new_tokens": new_tokens}
+    savedmodel = dict(
+        graphs, max_input_length=input_length, separator=trained["separator"]
+    )
+    tflite = dict(
+        graphs, batch_size=args.batch_size, sequence_length=input_length
+    )
+    return model, {"savedmodel": savedmodel, "onnx": graphs, "tflite": tflite}

@@ -92,8 +92,13 @@ class CausalTextToTextPipeline(TextToTextPipeline):
             return []
         return [int(i) for i in np.asarray(self.tokenizer(text)).reshape(-1)]
 
-    def prompt_file_lengths(self):
-        return {"sequence_length": self.sequence_length}
+    def prompt_file_fields(self):
+        return {
+            "sequence_length": self.sequence_length,
+            "max_input_length": self.max_input_length,
+            "separator": self.separator,
+            "target_prefix": self.target_prefix,
+        }
 
     def _prefix(self, ids):
         """Start token + input (truncated) + separator, ragged; and which
@@ -179,9 +184,17 @@ class CausalTextToTextPipeline(TextToTextPipeline):
     def encode_texts(self, texts, length=None):
         """Start token + text + separator for each string, right-padded to
         `length` (default `sequence_length`): generation inputs."""
-        ids = self._tokenize_strings(tf.constant(list(texts), tf.string))
-        prefix, _ = self._prefix(ids)
-        return self._dense(prefix, length or self.sequence_length)
+        return self.generation_inputs(
+            tf.constant(list(texts), tf.string), length or self.sequence_length
+        )
+
+    def generation_inputs(self, texts, length=None):
+        """string `[B]` -> int32 `token_ids`, `padding_mask` `[B, length]`
+        (default `max_input_length`): start token + text (truncated) +
+        separator, right-padded, in TensorFlow ops (the exported text
+        signatures format text with it)."""
+        prefix, _ = self._prefix(self._tokenize_strings(texts))
+        return self._dense(prefix, length or self.max_input_length)
 
     def label_token_ids(self, label_words):
         """Each label word's continuation ids (`target_prefix + word`, end

@@ -216,9 +216,10 @@ class TextToTextPipeline:
     # `score()` take).
     model_input_keys = ("encoder_token_ids", "encoder_padding_mask")
 
-    def prompt_file_lengths(self):
-        """The sequence lengths a prompt trained on these batches records
-        (`save_prompt`'s keyword arguments)."""
+    def prompt_file_fields(self):
+        """What a prompt trained on these batches records of them: the
+        sequence lengths (and a decoder-only format's text parts), as
+        `save_prompt`'s keyword arguments."""
         return {
             "encoder_sequence_length": self.max_input_length,
             "decoder_sequence_length": self.max_target_length,

@@ -5,8 +5,9 @@ is an input) and `"bank"` (named prompts frozen in; each example picks its
 task, so one batch can mix tasks).
 
 Every exporter traces the model's own code (`ExportModule`: the KerasHub
-backbone's layers through the model's `encode`/`decode` and its one cached
-decoding loop); none re-implements the network. Names are imported lazily,
+backbone's layers through the T5 model's `encode`/`decode`, or
+`CausalExportModule`: a decoder-only model's `prompted_logits` and cached
+layers, in the one cached decoding loop); none re-implements the network. Names are imported lazily,
 so importing this package does not start TensorFlow.
 """
 
@@ -15,6 +16,7 @@ import importlib
 _EXPORTS = {
     "ExportError": "keras_prompt.export.export_error",
     "ExportPrompts": "keras_prompt.export.export_prompts",
+    "CausalExportModule": "keras_prompt.export.causal_export_module",
     "ExportModule": "keras_prompt.export.export_module",
     "export_onnx": "keras_prompt.export.onnx_export",
     "export_saved_model": "keras_prompt.export.saved_model_export",

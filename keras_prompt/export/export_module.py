@@ -24,11 +24,9 @@ def float32_model(model):
     prompt trained under mixed precision serves in float32)."""
     if model.compute_dtype == "float32":
         return model
-    import keras_hub
-
     config = model.backbone.get_config()
     config["dtype"] = "float32"
-    backbone = keras_hub.models.T5Backbone.from_config(config)
+    backbone = type(model.backbone).from_config(config)
     backbone.set_weights(model.backbone.get_weights())
     copy = type(model)(
         backbone,

@@ -92,11 +92,14 @@ class ExportPrompts:
             words: the longest label plus `</s>`, at least 2, the default
             of `keras_prompt.evaluate()` and `ensemble()`).
         """
+        from keras_prompt.export.metadata import is_causal
         from keras_prompt.export.metadata import tokenizer_of
         from keras_prompt.models.rank_classification import choice_tensors
 
         tokenizer = tokenizer_of(model)
-        if tokenizer is None:
+        # A decoder-only model's label words are continuations after a
+        # separator the prompt files do not pin down: no ensemble tables.
+        if tokenizer is None or is_causal(model):
             return {}
         targets = {}
         for name, words in self.task_labels.items():
@@ -205,8 +208,13 @@ class ExportPrompts:
         )
 
     def build_module(self, model):
-        """The `ExportModule` of `model` with these prompts."""
-        return ExportModule(
+        """The `ExportModule` (`CausalExportModule` for a decoder-only
+        model) of `model` with these prompts."""
+        from keras_prompt.export.causal_export_module import CausalExportModule
+        from keras_prompt.export.metadata import is_causal
+
+        module_class = CausalExportModule if is_causal(model) else ExportModule
+        return module_class(
             model,
             self.mode,
             prompts=self.array,

@@ -4,9 +4,9 @@ A SavedModel signature refuses a request with any bad row as a whole: its
 in-graph asserts raise `InvalidArgument` naming the input, the rows and the
 values (`assert_valid`). ONNX and LiteRT graphs cannot raise, so there every
 row gets a defined answer instead (`RowProblems`): a bad row is computed
-on harmless stand-in values and its output replaced (token ids 0, logits
-NaN), and the graph's `invalid_inputs` output says what was wrong with it,
-as the sum of the `PROBLEMS` flags below (0 for a valid row).
+on harmless stand-in values and its output replaced (token ids: the pad id,
+0 for T5; logits NaN), and the graph's `invalid_inputs` output says what was
+wrong with it, as the sum of the `PROBLEMS` flags below (0 for a valid row).
 """
 
 import numpy as np
@@ -16,12 +16,17 @@ TOKEN_ID_OUT_OF_RANGE = 1
 PADDING_MASK_NOT_BINARY = 2
 TASK_INVALID = 4
 PROMPT_INVALID = 8
+PADDING_MASK_NOT_RIGHT_PADDED = 16
 
 PROBLEMS = {
     TOKEN_ID_OUT_OF_RANGE: "a token id outside [0, vocabulary_size)",
     PADDING_MASK_NOT_BINARY: "a padding-mask value other than 0 or 1",
     TASK_INVALID: "a task id outside [0, num_tasks), or no task for the row",
     PROMPT_INVALID: "a NaN or infinite prompt value, or no prompt for the row",
+    PADDING_MASK_NOT_RIGHT_PADDED: (
+        "a decoder-only model's padding mask that is not ones (at least "
+        "one) then zeros"
+    ),
 }
 
 
@@ -71,6 +76,28 @@ def rows_for_batch(values, batch_size, fill):
     return rows, tf.equal(tf.shape(values)[0], batch_size)
 
 
+def token_input_pairs(named):
+    """The `(token ids, padding mask)` input names present in `named`: T5's
+    encoder and decoder pairs, a decoder-only model's `token_ids` and
+    `padding_mask`."""
+    return [
+        (f"{prefix}token_ids", f"{prefix}padding_mask")
+        for prefix in ("encoder_", "decoder_", "")
+        if f"{prefix}token_ids" in named
+    ]
+
+
+def right_padded(padding_mask):
+    """`[B]` bool: the row's mask is ones (at least one) then zeros, as a
+    decoder-only model's inputs must be."""
+    lengths = tf.reduce_sum(padding_mask, axis=1, keepdims=True)
+    positions = tf.range(tf.shape(padding_mask)[1])[None, :]
+    prefix = tf.cast(positions < lengths, padding_mask.dtype)
+    return tf.logical_and(
+        _each_row(tf.equal(padding_mask, prefix)), lengths[:, 0] > 0
+    )
+
+
 def _flag(valid, flag):
     return tf.where(valid, 0, flag)
 
@@ -82,15 +109,18 @@ class RowProblems:
     Args:
         named: the graph's inputs by name (`encoder_token_ids`,
             `encoder_padding_mask`, optional `decoder_token_ids` /
-            `decoder_padding_mask`, and `task` or `prompts`).
+            `decoder_padding_mask`, or a decoder-only model's `token_ids` /
+            `padding_mask`, and `task` or `prompts`).
         vocabulary_size: the model's vocabulary size.
         num_tasks: rows in the prompt bank (mode `"bank"`).
 
     Attributes:
         flags: int32 `[B]`, the sum of the flags of the row's problems.
         inputs: `named` with out-of-range ids and task ids set to 0, mask
-            values clipped to {0, 1}, bad prompt rows zeroed, and `task` /
-            `prompts` given exactly one row per example.
+            values clipped to {0, 1} (a decoder-only row whose clipped mask
+            is not right-padded gets a one-token mask), bad prompt rows
+            zeroed, and `task` / `prompts` given exactly one row per
+            example.
 
     Example:
     ```python
@@ -105,12 +135,10 @@ class RowProblems:
 
     def __init__(self, named, vocabulary_size, num_tasks=0):
         inputs = dict(named)
-        batch_size = tf.shape(named["encoder_token_ids"])[0]
+        pairs = token_input_pairs(named)
+        batch_size = tf.shape(named[pairs[0][0]])[0]
         ids_valid = mask_valid = tf.fill([batch_size], True)
-        for side in ("encoder", "decoder"):
-            ids_name, mask_name = f"{side}_token_ids", f"{side}_padding_mask"
-            if ids_name not in named:
-                continue
+        for ids_name, mask_name in pairs:
             ids, mask = named[ids_name], named[mask_name]
             ids_valid = tf.logical_and(
                 ids_valid, token_ids_valid(ids, vocabulary_size)
@@ -122,6 +150,20 @@ class RowProblems:
         flags = _flag(ids_valid, TOKEN_ID_OUT_OF_RANGE) + _flag(
             mask_valid, PADDING_MASK_NOT_BINARY
         )
+        if pairs == [("token_ids", "padding_mask")]:
+            # A decoder-only model continues each row after its last given
+            # token, so its mask must be a prefix (checked after clipping:
+            # a value like 7 is flagged once, as not binary). Such a row
+            # runs on its first token alone, which every row has.
+            mask = inputs["padding_mask"]
+            padded = right_padded(mask)
+            flags += _flag(padded, PADDING_MASK_NOT_RIGHT_PADDED)
+            first = tf.cast(
+                tf.equal(tf.range(tf.shape(mask)[1]), 0), mask.dtype
+            )
+            inputs["padding_mask"] = tf.where(
+                padded[:, None], mask, first[None, :]
+            )
         if "task" in named:
             task, one_per_row = rows_for_batch(named["task"], batch_size, -1)
             valid = tf.logical_and(
@@ -182,10 +224,7 @@ def assert_valid(named, vocabulary_size):
     Returns the assert ops, for `tf.control_dependencies`.
     """
     checks = []
-    for side in ("encoder", "decoder"):
-        ids_name, mask_name = f"{side}_token_ids", f"{side}_padding_mask"
-        if ids_name not in named:
-            continue
+    for ids_name, mask_name in token_input_pairs(named):
         ids, mask = named[ids_name], named[mask_name]
         in_range = tf.logical_and(ids >= 0, ids < vocabulary_size)
         checks.append(
@@ -193,7 +232,7 @@ def assert_valid(named, vocabulary_size):
                 token_ids_valid(ids, vocabulary_size),
                 f"`{ids_name}` holds token ids outside [0, {vocabulary_size}), "
                 "the model's vocabulary: encode text with the model's own "
-                "SentencePiece model.",
+                "tokenizer.",
                 f"check_{ids_name}",
                 tf.boolean_mask(ids, ~in_range),
             )

@@ -21,6 +21,13 @@ FORMAT_NAME = "keras_prompt.export"
 FORMAT_VERSION = "1"
 
 
+def is_causal(model):
+    """Whether `model` is a `PromptedCausalLM` (a decoder-only export)."""
+    from keras_prompt.models.prompted_causal_lm import PromptedCausalLM
+
+    return isinstance(model, PromptedCausalLM)
+
+
 def tokenizer_of(model):
     """The model's SentencePiece tokenizer, or `None` without a preprocessor."""
     preprocessor = getattr(model, "preprocessor", None)
@@ -31,7 +38,27 @@ def text_rule(model):
     """What clients need to turn ids into text by the one rule of
     `keras_prompt.models.t5_detokenizer.T5Detokenizer`: drop ids outside
     `[0, num_text_ids)` and the `strip_token_ids`, end at `end_token_id`,
-    then SentencePiece-decode with the sentinel-aware model."""
+    then SentencePiece-decode with the sentinel-aware model. A decoder-only
+    model's rule is `keras_prompt.models.causal_texts`: its continuation's
+    ids up to the first `end_token_id`, without the `strip_token_ids` (the
+    tokenizer's special tokens) and ids from `num_text_ids` on."""
+    if is_causal(model):
+        tokenizer = tokenizer_of(model)
+        if tokenizer is None:
+            return {
+                "end_token_id": end_token_id(model),
+                "pad_token_id": int(model.pad_id()),
+                "num_text_ids": int(model.backbone.vocabulary_size),
+            }
+        return {
+            "start_token_id": int(tokenizer.start_token_id),
+            "end_token_id": int(tokenizer.end_token_id),
+            "pad_token_id": int(model.pad_id()),
+            "strip_token_ids": sorted(
+                int(i) for i in tokenizer.special_token_ids
+            ),
+            "num_text_ids": int(tokenizer.vocabulary_size()),
+        }
     if tokenizer_of(model) is None:
         return {
             "end_token_id": end_token_id(model),
@@ -85,18 +112,29 @@ def export_metadata(model, resolved, export_format, **extra):
         "prompt_length": resolved.prompt_length,
         "hidden_dim": resolved.hidden_dim,
         "vocabulary_size": int(model.backbone.vocabulary_size),
-        "encoder_sequence_length": encoder_sequence_length(model),
-        "decoder_start_token_id": 0,
         **text_rule(model),
         "backbone_fingerprint": fingerprint,
         "keras_prompt_version": __version__,
         "tensorflow_version": tf.__version__,
         "tensorflow_text_version": tf_text_version,
-        "padding_convention": (
+    }
+    if is_causal(model):
+        metadata["model_type"] = "causal_lm"
+        metadata["padding_convention"] = (
+            "Inputs are right-padded (padding_mask ones, then zeros). "
+            "new_token_ids holds each row's continuation after its last "
+            "given token; a row ends at its first end token (kept) and "
+            "every later position is pad_token_id (also every position of "
+            "a row an ONNX or LiteRT graph flags in invalid_inputs)."
+        )
+    else:
+        metadata["model_type"] = "seq2seq_lm"
+        metadata["encoder_sequence_length"] = encoder_sequence_length(model)
+        metadata["decoder_start_token_id"] = 0
+        metadata["padding_convention"] = (
             "token_ids[:, 0] is the decoder start token (0); each row ends "
             "at its first </s> (kept) and every later position is 0 (pad)."
-        ),
-    }
+        )
     if resolved.mode == "bank":
         metadata["num_prompts"] = len(resolved.sources)
         metadata["task_prompt_ids"] = resolved.task_prompt_ids

@@ -11,10 +11,13 @@ from keras_prompt.export import metadata as metadata_lib
 from keras_prompt.export.atomic import atomic_file
 from keras_prompt.export.export_error import ExportError
 from keras_prompt.export.export_prompts import ExportPrompts
+from keras_prompt.export.graph_functions import check_family_arguments
 from keras_prompt.export.graph_functions import check_graph_argument
+from keras_prompt.export.graph_functions import generation_lengths
 from keras_prompt.export.graph_functions import graph_function
 from keras_prompt.export.graph_functions import io_specs
 from keras_prompt.export.graph_functions import output_names
+from keras_prompt.export.graph_functions import smoke_feed
 from keras_prompt.export.input_checks import describe_flags
 from keras_prompt.export.onnx_loop_invariants import hoist_loop_invariants
 
@@ -58,22 +61,6 @@ def _tf2onnx_without_graph_copies():
             os.environ.pop("TF2ONNX_CATCH_ERRORS")
         else:
             os.environ["TF2ONNX_CATCH_ERRORS"] = previous
-
-
-def _smoke_feed(specs):
-    """A small valid feed for the given input specs (dynamic dims = 2)."""
-    feed = {}
-    for spec in specs:
-        shape = [2 if dim is None else dim for dim in spec.shape.as_list()]
-        if spec.name in ("encoder_token_ids", "decoder_token_ids"):
-            feed[spec.name] = np.full(shape, 3, np.int32)
-        elif spec.name.endswith("padding_mask") or spec.name == "task":
-            feed[spec.name] = np.ones(shape, np.int32)
-            if spec.name == "task":
-                feed[spec.name] = np.zeros(shape, np.int32)
-        else:
-            feed[spec.name] = np.zeros(shape, np.float32)
-    return feed
 
 
 def validate_onnx(
@@ -159,15 +146,18 @@ def export_onnx(
     graph="forward",
     max_decode_length=32,
     opset=DEFAULT_OPSET,
+    max_new_tokens=None,
 ):
-    """Exports the forward pass or greedy decoding of a prompted T5 to ONNX.
+    """Exports the forward pass or greedy decoding of a prompted T5 or
+    decoder-only model to ONNX.
 
     Tokenization stays in the client (SentencePiece does not convert to
-    ONNX); the file carries the tokenizer's SentencePiece model and a JSON
-    description (task names, lengths, special ids) in its `metadata_props`,
-    so `export/onnx_client.py` needs only `onnxruntime` and `sentencepiece`.
+    ONNX); a T5 file carries the tokenizer's SentencePiece model and every
+    file a JSON description (task names, lengths, special ids) in its
+    `metadata_props`, so `export/onnx_client.py` needs only `onnxruntime`
+    and `sentencepiece` for T5.
 
-    Inputs (`B`, `S`, `T` dynamic; `P`, `H` fixed):
+    T5 inputs (`B`, `S`, `T` dynamic; `P`, `H` fixed):
     - `graph="forward"`: `encoder_token_ids`, `encoder_padding_mask`,
       `decoder_token_ids`, `decoder_padding_mask` (int32), plus `task`
       (int32 `[B]`, mode `"bank"`: a prompt id, which is the task id of a
@@ -177,14 +167,29 @@ def export_onnx(
     - `graph="generate"`: `encoder_token_ids`, `encoder_padding_mask`
       (+ `task` | `prompts`) -> `token_ids` int32 `[B, max_decode_length]`
       (column 0 is the start token 0; 0 after each row's first `</s>`).
-    - Both also output `invalid_inputs` int32 `[B]`: 0 for a valid row;
-      for a row with a token id outside `[0, V)` (1), a padding-mask value
-      other than 0/1 (2), a task id outside `[0, num_tasks)` or no task
-      for it (4), or a NaN/infinite prompt or none for it (8), the sum of
-      those flags. Such a row's `token_ids` are all 0 and its `logits` NaN;
-      the other rows are unaffected, and no row ever runs with another
-      task's prompt or without one. The clients in `export/` check their
-      inputs first and name the bad one.
+
+    Decoder-only inputs (`keras_prompt.PromptedCausalLM`; `N` =
+    `max_new_tokens`): `token_ids`, `padding_mask` (int32 `[B, S]`,
+    right-padded: each mask row is ones, at least one, then zeros) plus
+    `task` | `prompts` as above, for both graphs:
+    - `graph="forward"` -> `logits` float32 `[B, S, V]` (the input
+      positions'; the prompt's are not returned).
+    - `graph="generate"` -> `new_token_ids` int32 `[B, N]` (not
+      `token_ids`, the input's name: ONNX names each value once): each
+      row's greedy continuation after its own last given token, ending at
+      its first end token (kept), then the pad id. A GPT-2 backbone
+      (learned positions) takes at most `max_token_columns` (in the
+      description) input columns; onnxruntime fails a longer request.
+
+    Both graphs also output `invalid_inputs` int32 `[B]`: 0 for a valid row;
+    for a row with a token id outside `[0, V)` (1), a padding-mask value
+    other than 0/1 (2), a task id outside `[0, num_tasks)` or no task for
+    it (4), a NaN/infinite prompt or none for it (8), or (decoder-only) a
+    mask that is not right-padded (16), the sum of those flags. Such a
+    row's generated ids are all the pad id (0 for T5) and its `logits` NaN;
+    the other rows are unaffected, and no row ever runs with another task's
+    prompt or without one. The clients in `export/` check their inputs
+    first and name the bad one.
 
     The file is written atomically and only after it passes `onnx.checker`,
     has exactly the expected inputs (a captured eager tensor would appear
@@ -193,16 +198,26 @@ def export_onnx(
     nothing is written.
 
     Args:
-        model: a `keras_prompt.PromptedT5Seq2SeqLM`.
+        model: a `keras_prompt.PromptedT5Seq2SeqLM` or
+            `keras_prompt.PromptedCausalLM`.
         path: destination `.onnx` file.
         mode: `"baked"`, `"runtime"` or `"bank"`.
         prompts: as in `export_saved_model`.
         graph: `"forward"` or `"generate"`.
-        max_decode_length: decoder length of generated sequences (generate).
+        max_decode_length: T5: decoder length of generated sequences
+            (generate). Decoder-only: `max_new_tokens` defaults to
+            `max_decode_length - 1`.
         opset: ONNX opset.
+        max_new_tokens: decoder-only models: tokens generated per row
+            (generate); refused for T5.
 
     Returns:
         `path`.
+
+    Raises:
+        ValueError: an argument of the other model kind, or (GPT-2) a
+            prompt and `max_new_tokens` beyond the backbone's positions.
+        ExportError: the conversion or its validation failed.
 
     Example:
     ```python
@@ -216,29 +231,34 @@ def export_onnx(
     import onnx
     import tf2onnx
 
+    # Erfc (exact GELU), SelectV2, and XlaDynamicUpdateSlice: the cache
+    # writes of the decoder-only models' cached layers.
     from keras_prompt.export.onnx_op_handlers import CUSTOM_OP_HANDLERS
 
     check_graph_argument(graph)
+    causal = metadata_lib.is_causal(model)
+    check_family_arguments(causal, {"max_new_tokens": max_new_tokens}, {})
     resolved = ExportPrompts.from_model(model, mode, prompts)
     core = resolved.build_module(model)
+    length, lengths = generation_lengths(
+        core, graph, max_decode_length, max_new_tokens
+    )
     specs = io_specs(core, graph)
     # The weights enter as inputs and become initializers afterwards: with
     # them in the traced graph, tf2onnx re-serializes them in each of its
     # optimizer passes, most of a large model's export time.
     weights = list(core.model.backbone.weights)
-    function = graph_function(
-        core, graph, int(max_decode_length), specs, weights=weights
-    )
-    outputs = output_names(graph)
+    function = graph_function(core, graph, length, specs, weights=weights)
+    outputs = output_names(graph, causal)
     description = metadata_lib.export_metadata(
         model,
         resolved,
         "onnx",
         graph=graph,
-        max_decode_length=int(max_decode_length),
         inputs=[spec.name for spec in specs],
         outputs=outputs,
         task_input="int32 task id" if mode == "bank" else None,
+        **lengths,
     )
     description["invalid_inputs_flags"] = describe_flags()
     path = os.path.abspath(os.fspath(path))
@@ -259,7 +279,9 @@ def export_onnx(
         hoist_loop_invariants(model_proto.graph)
         props = {METADATA_KEY: metadata_lib.dumps(description)}
         tokenizer = metadata_lib.tokenizer_of(model)
-        if tokenizer is not None:
+        # T5's SentencePiece models; a decoder-only model's client
+        # tokenizes with the model's own KerasHub tokenizer.
+        if tokenizer is not None and not causal:
             props[SENTENCEPIECE_KEY] = base64.b64encode(tokenizer.proto).decode(
                 "ascii"
             )
@@ -272,7 +294,7 @@ def export_onnx(
             temp_path,
             [spec.name for spec in specs],
             outputs,
-            smoke_feed=_smoke_feed(specs),
+            smoke_feed=smoke_feed(specs),
             display_name=path,
         )
     logger.info("Exported %s-mode ONNX %s graph to %s.", mode, graph, path)

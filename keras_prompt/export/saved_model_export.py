@@ -190,6 +190,20 @@ class _ServingModule(tf.Module):
         with tf.control_dependencies(checks):
             return tf.identity(extra)
 
+    def _concrete(self, fn, specs):
+        """`fn` traced over `specs` and the mode's `task` / `prompts` input
+        (passed as `fn`'s last argument)."""
+        extra_spec = self._extra_spec()
+        if extra_spec is None:
+            function = tf.function(
+                lambda *args: fn(*args), input_signature=specs, autograph=False
+            )
+        else:
+            function = tf.function(
+                fn, input_signature=specs + [extra_spec], autograph=False
+            )
+        return function.get_concrete_function()
+
     # ---- text ------------------------------------------------------- #
     def _tokenize(self, inputs):
         """Strings -> KerasHub-packed encoder ids and mask (tokens truncated
@@ -217,18 +231,23 @@ class _ServingModule(tf.Module):
         return self._detokenizer.detokenize(token_ids)
 
     # ---- warm-up ---------------------------------------------------- #
-    def warmup_requests(self, signature_names):
-        """One small request per signature, for TF Serving's warm-up."""
+    def _warmup_extra(self):
+        """The `task` or `prompts` input of a one-example warm-up request."""
         core = self.core
-        extra = {}
         if core.mode == "bank":
-            extra = {"task": np.array([self._task_names[0]], dtype=object)}
-        elif core.mode == "runtime":
-            extra = {
+            return {"task": np.array([self._task_names[0]], dtype=object)}
+        if core.mode == "runtime":
+            return {
                 "prompts": np.zeros(
                     (1, core.prompt_length, core.hidden_dim), np.float32
                 )
             }
+        return {}
+
+    def warmup_requests(self, signature_names):
+        """One small request per signature, for TF Serving's warm-up."""
+        core = self.core
+        extra = self._warmup_extra()
         ids = np.array([[core.end_token_id]], np.int32)
         ones = np.ones((1, 1), np.int32)
         ensemble_task = {}
@@ -403,8 +422,7 @@ class _ServingModule(tf.Module):
 
     def signatures(self):
         core = self.core
-        extra_spec = self._extra_spec()
-        extra_specs = [] if extra_spec is None else [extra_spec]
+        concrete = self._concrete
         ids_spec = [
             tf.TensorSpec([None, None], tf.int32, name="encoder_token_ids"),
             tf.TensorSpec([None, None], tf.int32, name="encoder_padding_mask"),
@@ -462,17 +480,6 @@ class _ServingModule(tf.Module):
                 token_ids, padding_mask, prompts, self._max_decode_length
             )
             return {"outputs": self._detokenize(generated)}
-
-        def concrete(fn, specs):
-            if extra_spec is None:
-                function = tf.function(
-                    lambda *args: fn(*args), input_signature=specs, autograph=False
-                )
-            else:
-                function = tf.function(
-                    fn, input_signature=specs + extra_specs, autograph=False
-                )
-            return function.get_concrete_function()
 
         signatures = {
             "generate_ids": concrete(generate_fn, ids_spec),
@@ -567,8 +574,12 @@ def export_saved_model(
     max_decode_length=32,
     overwrite=False,
     text_signature=True,
+    max_new_tokens=None,
+    max_input_length=None,
+    separator=None,
 ):
-    """Exports a prompted T5 as a SavedModel for TF Serving.
+    """Exports a prompted T5 or decoder-only model as a SavedModel for TF
+    Serving.
 
     The result loads in a process that imports only `tensorflow` and
     `tensorflow_text` (for the SentencePiece ops of `serving_default`); no
@@ -632,8 +643,34 @@ def export_saved_model(
     `[0, V)`, a padding-mask value other than 0 and 1, or token ids and
     mask of different shapes.
 
+    A decoder-only model (`keras_prompt.PromptedCausalLM`) exports the same
+    three signatures over its own inputs (`N` = `max_new_tokens`, `S`
+    input columns):
+
+    - `serving_default(inputs: string[B] [, task | prompts])` ->
+      `{"outputs": string[B]}`: the model's KerasHub tokenizer in the graph
+      (byte-level BPE or SentencePiece, saved as TensorFlow ops and
+      tables), the text formatted as `CausalTextToTextPipeline` formats
+      generation inputs (start token, input truncated to
+      `max_input_length` tokens with the `separator`), greedy decoding of
+      `N` tokens, and the continuation's text (up to the end token,
+      without special tokens, as `model.generated_texts()`).
+    - `generate_ids(token_ids: int32[B, S], padding_mask: int32[B, S]
+      [, task | prompts])` -> `{"new_token_ids": int32[B, N]}` (named
+      apart from the input, as in the ONNX and LiteRT graphs): each row's
+      continuation after its last given token (rows right-padded), ending
+      at its first end token (kept), then the pad id.
+    - `logits(token_ids, padding_mask [, task | prompts])` -> `{"logits":
+      float32[B, S, V]}`.
+
+    Requests are also refused when a mask is not right-padded or has no
+    token, or when prompt + `S` + `N` positions exceed a GPT-2 backbone's.
+    The ensemble signatures are T5-only (a bank of a decoder-only model
+    runs a task's first prompt for its name, every prompt by its id).
+
     Args:
-        model: a `keras_prompt.PromptedT5Seq2SeqLM`. Its preprocessor's
+        model: a `keras_prompt.PromptedT5Seq2SeqLM` or
+            `keras_prompt.PromptedCausalLM`. Its preprocessor's
             tokenizer provides the SentencePiece model for
             `serving_default`; without a preprocessor only `generate_ids`
             and `logits` are exported.
@@ -652,6 +689,15 @@ def export_saved_model(
             SentencePiece ops need a server with matching tensorflow-text
             ops; with `False` the SavedModel has only `generate_ids` and
             `logits` and uses core TensorFlow ops only.
+        max_new_tokens: decoder-only models: tokens generated per example
+            (default `max_decode_length - 1`, the new tokens of T5's
+            `max_decode_length`).
+        max_input_length: decoder-only models: tokens of start token +
+            input + separator that `serving_default` formats text to
+            (default: the preprocessor's `sequence_length`; `keras-prompt
+            export` passes what the prompt files were trained with).
+        separator: decoder-only models: the text between input and target
+            (default `CausalTextToTextPipeline`'s `"\nAnswer:"`).
 
     Returns:
         The version directory path `<export_dir>/<model_name>/<version>`.
@@ -684,14 +730,26 @@ def export_saved_model(
         )
     if not model_name or os.sep in model_name:
         raise ValueError(f"Invalid `model_name` {model_name!r}.")
+    causal = metadata_lib.is_causal(model)
+    causal_options = {
+        "max_new_tokens": max_new_tokens,
+        "max_input_length": max_input_length,
+        "separator": separator,
+    }
+    given = [name for name, value in causal_options.items() if value is not None]
+    if given and not causal:
+        raise ValueError(
+            f"{', '.join(given)} apply to decoder-only models "
+            "(PromptedCausalLM); a T5 export generates `max_decode_length` "
+            "decoder positions from its preprocessor's encoder length."
+        )
     resolved = ExportPrompts.from_model(model, mode, prompts)
     tokenizer = metadata_lib.tokenizer_of(model) if text_signature else None
-    detokenizer = model.detokenizer if tokenizer is not None else None
     if text_signature and tokenizer is None:
         logger.warning(
             "The model has no preprocessor: exporting without the text "
             "signature `serving_default` (only `generate_ids` and `logits`). "
-            "Attach a T5Seq2SeqLMPreprocessor to export text -> text."
+            "Attach the model's preprocessor to export text -> text."
         )
     version_dir = os.path.join(
         os.path.abspath(os.fspath(export_dir)), model_name, str(int(version))
@@ -702,22 +760,33 @@ def export_saved_model(
             "(TF Serving serves the highest), or pass overwrite=True."
         )
     core = resolved.build_module(model)
-    module = _ServingModule(
-        core,
-        resolved.task_names,
-        None if tokenizer is None else tokenizer.proto,
-        detokenizer,
-        metadata_lib.encoder_sequence_length(model),
-        max_decode_length,
-        ensembles=_ensemble_tables(model, resolved, tokenizer),
-    )
-    signatures = module.signatures()
+    if causal:
+        from keras_prompt.export.causal_serving_module import (
+            causal_serving_module,
+        )
+
+        module, signatures, lengths = causal_serving_module(
+            model, core, resolved, tokenizer, max_decode_length,
+            **causal_options,
+        )
+    else:
+        module = _ServingModule(
+            core,
+            resolved.task_names,
+            None if tokenizer is None else tokenizer.proto,
+            None if tokenizer is None else model.detokenizer,
+            metadata_lib.encoder_sequence_length(model),
+            max_decode_length,
+            ensembles=_ensemble_tables(model, resolved, tokenizer),
+        )
+        signatures = module.signatures()
+        lengths = {"max_decode_length": int(max_decode_length)}
     description = metadata_lib.export_metadata(
         model,
         resolved,
         "savedmodel",
-        max_decode_length=int(max_decode_length),
         signatures=sorted(signatures),
+        **lengths,
     )
     with atomic_directory(version_dir, overwrite=overwrite) as temp_dir:
         try:

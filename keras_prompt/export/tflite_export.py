@@ -5,17 +5,19 @@ import base64
 import logging
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from keras_prompt.export import metadata as metadata_lib
 from keras_prompt.export.atomic import atomic_file
 from keras_prompt.export.export_error import ExportError
 from keras_prompt.export.export_prompts import ExportPrompts
+from keras_prompt.export.graph_functions import check_family_arguments
 from keras_prompt.export.graph_functions import check_graph_argument
+from keras_prompt.export.graph_functions import generation_lengths
 from keras_prompt.export.graph_functions import graph_function
 from keras_prompt.export.graph_functions import io_specs
 from keras_prompt.export.graph_functions import output_names
+from keras_prompt.export.graph_functions import smoke_feed
 from keras_prompt.export.input_checks import describe_flags
 
 logger = logging.getLogger(__name__)
@@ -31,21 +33,6 @@ def load_interpreter(model_content=None, model_path=None):
     return Interpreter(model_content=model_content, model_path=model_path)
 
 
-def _smoke_feed(specs):
-    feed = {}
-    for spec in specs:
-        shape = spec.shape.as_list()
-        if spec.dtype == tf.float32:
-            feed[spec.name] = np.zeros(shape, np.float32)
-        elif spec.name == "task":
-            feed[spec.name] = np.zeros(shape, np.int32)
-        elif spec.name.endswith("padding_mask"):
-            feed[spec.name] = np.ones(shape, np.int32)
-        else:
-            feed[spec.name] = np.full(shape, 3, np.int32)
-    return feed
-
-
 def export_tflite(
     model,
     path,
@@ -57,13 +44,15 @@ def export_tflite(
     encoder_sequence_length=None,
     decoder_sequence_length=None,
     max_decode_length=32,
+    sequence_length=None,
+    max_new_tokens=None,
 ):
     """Exports a fixed-shape forward or greedy-decoding graph to LiteRT.
 
     Every shape is fixed at export time (TFLite rejects the dynamic-shape
     graph) and only `TFLITE_BUILTINS` ops are allowed; the conversion fails
     with `ExportError` otherwise. Input and output names match the ONNX
-    export: `encoder_token_ids`, `encoder_padding_mask` (int32 `[batch,
+    export. T5: `encoder_token_ids`, `encoder_padding_mask` (int32 `[batch,
     encoder_sequence_length]`), for `"forward"` also `decoder_token_ids`,
     `decoder_padding_mask` (int32 `[batch, decoder_sequence_length]`), plus
     `task` (int32 `[batch]`, bank) or `prompts` (float32 `[batch, P, H]`,
@@ -73,25 +62,48 @@ def export_tflite(
     with a bad token id, mask value, task id or prompt gets token ids 0 /
     NaN logits and its reasons there, as in `export_onnx`.
 
+    A decoder-only model (`keras_prompt.PromptedCausalLM`) takes
+    `token_ids`, `padding_mask` (int32 `[batch, sequence_length]`,
+    right-padded) plus `task` | `prompts` in both graphs, and outputs
+    `logits` (float32 `[batch, sequence_length, V]`) or `new_token_ids`
+    (int32 `[batch, max_new_tokens]`, named as in ONNX: each row's greedy
+    continuation after its own last given token, ending at its first end
+    token (kept), then the pad id), and `invalid_inputs` (a row whose mask
+    is not right-padded is flagged 16 and answered with pad ids / NaN
+    logits).
+
     A JSON description (task names, lengths, special ids) is written next
     to the model as `<path>.json`. The model is converted, loaded in an
     interpreter and run once before it is moved into place atomically.
 
     Args:
-        model: a `keras_prompt.PromptedT5Seq2SeqLM`.
+        model: a `keras_prompt.PromptedT5Seq2SeqLM` or
+            `keras_prompt.PromptedCausalLM`.
         path: destination `.tflite` file.
         mode: `"baked"`, `"runtime"` or `"bank"`.
         prompts: as in `export_saved_model`.
         graph: `"forward"` or `"generate"`.
         batch_size: fixed batch size.
-        encoder_sequence_length: fixed encoder length; defaults to the
+        encoder_sequence_length: T5: fixed encoder length; defaults to the
             preprocessor's.
-        decoder_sequence_length: fixed decoder length of the forward graph;
-            defaults to the preprocessor's.
-        max_decode_length: decoder length of generated sequences (generate).
+        decoder_sequence_length: T5: fixed decoder length of the forward
+            graph; defaults to the preprocessor's.
+        max_decode_length: T5: decoder length of generated sequences
+            (generate). Decoder-only: `max_new_tokens` defaults to
+            `max_decode_length - 1`.
+        sequence_length: decoder-only models: fixed input columns; defaults
+            to the preprocessor's `sequence_length`.
+        max_new_tokens: decoder-only models: tokens generated per row
+            (generate).
 
     Returns:
         `path`.
+
+    Raises:
+        ValueError: a missing length, an argument of the other model kind,
+            or (GPT-2) a prompt, `sequence_length` and `max_new_tokens`
+            beyond the backbone's learned positions.
+        ExportError: the conversion or its check run failed.
 
     Example:
     ```python
@@ -103,36 +115,76 @@ def export_tflite(
     ```
     """
     check_graph_argument(graph)
+    causal = metadata_lib.is_causal(model)
+    check_family_arguments(
+        causal,
+        {"sequence_length": sequence_length, "max_new_tokens": max_new_tokens},
+        {
+            "encoder_sequence_length": encoder_sequence_length,
+            "decoder_sequence_length": decoder_sequence_length,
+        },
+    )
     preprocessor = getattr(model, "preprocessor", None)
-    if encoder_sequence_length is None:
-        encoder_sequence_length = getattr(
-            preprocessor, "encoder_sequence_length", None
-        )
-    if decoder_sequence_length is None:
-        decoder_sequence_length = getattr(
-            preprocessor, "decoder_sequence_length", None
-        )
-    if encoder_sequence_length is None or (
-        graph == "forward" and decoder_sequence_length is None
-    ):
-        raise ValueError(
-            "TFLite graphs have fixed shapes: pass `encoder_sequence_length` "
-            "(and `decoder_sequence_length` for graph='forward'), or attach a "
-            "preprocessor that defines them."
-        )
+    if causal:
+        if sequence_length is None:
+            sequence_length = getattr(preprocessor, "sequence_length", None)
+        if sequence_length is None:
+            raise ValueError(
+                "TFLite graphs have fixed shapes: pass `sequence_length`, or "
+                "attach a preprocessor that defines it."
+            )
+        if int(sequence_length) < 1:
+            raise ValueError(
+                f"`sequence_length` must be >= 1; got {sequence_length}."
+            )
+    else:
+        if encoder_sequence_length is None:
+            encoder_sequence_length = getattr(
+                preprocessor, "encoder_sequence_length", None
+            )
+        if decoder_sequence_length is None:
+            decoder_sequence_length = getattr(
+                preprocessor, "decoder_sequence_length", None
+            )
+        if encoder_sequence_length is None or (
+            graph == "forward" and decoder_sequence_length is None
+        ):
+            raise ValueError(
+                "TFLite graphs have fixed shapes: pass "
+                "`encoder_sequence_length` (and `decoder_sequence_length` "
+                "for graph='forward'), or attach a preprocessor that "
+                "defines them."
+            )
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
     resolved = ExportPrompts.from_model(model, mode, prompts)
     core = resolved.build_module(model)
+    length, lengths = generation_lengths(
+        core,
+        graph,
+        max_decode_length,
+        max_new_tokens,
+        sequence_length=sequence_length,
+    )
+    if causal:
+        lengths["sequence_length"] = int(sequence_length)
+        # Fixed shapes: the whole input always fits.
+        lengths.pop("max_token_columns", None)
+    else:
+        lengths["encoder_sequence_length"] = int(encoder_sequence_length)
+        lengths["decoder_sequence_length"] = (
+            int(decoder_sequence_length) if graph == "forward" else None
+        )
     specs = io_specs(
         core,
         graph,
         batch_size=int(batch_size),
-        encoder_length=int(encoder_sequence_length),
+        encoder_length=None if causal else int(encoder_sequence_length),
         decoder_length=int(decoder_sequence_length or 0) or None,
+        sequence_length=int(sequence_length) if causal else None,
     )
-    function = graph_function(core, graph, int(max_decode_length), specs)
-    expected_outputs = sorted(output_names(graph))
+    function = graph_function(core, graph, length, specs)
+    expected_outputs = sorted(output_names(graph, causal))
     try:
         concrete = function.get_concrete_function()
         converter = tf.lite.TFLiteConverter.from_concrete_functions(
@@ -159,7 +211,7 @@ def export_tflite(
                 f"expected {sorted(spec.name for spec in specs)} and "
                 f"{expected_outputs}."
             )
-        runner(**_smoke_feed(specs))
+        runner(**smoke_feed(specs))
     except ExportError:
         raise
     except Exception as error:
@@ -172,17 +224,15 @@ def export_tflite(
         "tflite",
         graph=graph,
         batch_size=int(batch_size),
-        encoder_sequence_length=int(encoder_sequence_length),
-        decoder_sequence_length=(
-            int(decoder_sequence_length) if graph == "forward" else None
-        ),
-        max_decode_length=int(max_decode_length),
         inputs=[spec.name for spec in specs],
-        outputs=output_names(graph),
+        outputs=output_names(graph, causal),
+        **lengths,
     )
     description["invalid_inputs_flags"] = describe_flags()
     tokenizer = metadata_lib.tokenizer_of(model)
-    if tokenizer is not None:
+    # T5's SentencePiece models (a decoder-only model's tokenizer is the
+    # model's own KerasHub one).
+    if tokenizer is not None and not causal:
         # For `export/litert_client.py`: text in and out without keras-prompt.
         description["sentencepiece_model"] = base64.b64encode(
             tokenizer.proto

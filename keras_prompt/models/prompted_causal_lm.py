@@ -8,6 +8,7 @@ from keras_prompt.models.causal_choice_scores import (
     continuation_log_likelihoods,
 )
 from keras_prompt.models.causal_choice_scores import continuation_ids
+from keras_prompt.models.causal_texts import causal_texts
 from keras_prompt.models.causal_lm_family import CausalLMFamily
 from keras_prompt.models.decoding_loop import decode_tokens
 from keras_prompt.models.decoding_loop import sampler_next_token
@@ -84,7 +85,8 @@ class PromptedCausalLM(SoftPromptMixin, keras_hub.models.CausalLM):
 
     backbone_cls = keras_hub.models.Backbone
     preprocessor_cls = keras_hub.models.CausalLMPreprocessor
-    SEQUENCE_LENGTH_KEYS = ("sequence_length",)
+    SEQUENCE_LENGTH_KEYS = ("sequence_length", "max_input_length")
+    TEXT_FORMAT_KEYS = ("separator", "target_prefix")
     TOKEN_INPUTS = TOKEN_INPUTS
 
     def __init__(
@@ -424,24 +426,12 @@ class PromptedCausalLM(SoftPromptMixin, keras_hub.models.CausalLM):
                 "Text output needs a preprocessor (its tokenizer): build the "
                 "model with `preprocessor=` or `from_preset()`."
             )
-        tokenizer = self.preprocessor.tokenizer
-        token_ids = np.asarray(ops.convert_to_numpy(token_ids))
-        keep = np.ones(token_ids.shape, bool)
-        if padding_mask is not None:
-            keep &= np.asarray(ops.convert_to_numpy(padding_mask), bool)
-        keep &= (token_ids >= 0) & (token_ids < tokenizer.vocabulary_size())
-        keep &= ~np.isin(token_ids, list(tokenizer.special_token_ids))
-        rows = [row[row_keep].tolist() for row, row_keep in zip(token_ids, keep)]
-        texts = []
-        for row in rows:
-            text = tokenizer.detokenize(row) if row else ""
-            if not isinstance(text, str):
-                text = ops.convert_to_numpy(text)
-                text = text.item() if hasattr(text, "item") else text
-                if isinstance(text, bytes):
-                    text = text.decode("utf-8", errors="replace")
-            texts.append(text)
-        return texts
+        texts = causal_texts(
+            self.preprocessor.tokenizer,
+            ops.convert_to_numpy(token_ids),
+            None if padding_mask is None else ops.convert_to_numpy(padding_mask),
+        )
+        return [text.decode("utf-8") for text in np.asarray(texts).tolist()]
 
     # === Rank classification ===
 

@@ -37,6 +37,8 @@ class SoftPromptMixin:
     """
 
     SEQUENCE_LENGTH_KEYS = ()
+    # How training formatted text for the model (recorded, not defaulted).
+    TEXT_FORMAT_KEYS = ()
     TOKEN_INPUTS = ()
 
     def _build_prompt_layer(
@@ -317,7 +319,7 @@ class SoftPromptMixin:
         return prompt_file.backbone_fingerprint(self.backbone)
 
     def save_prompt(
-        self, path, task=None, labels=None, training_steps=None, **lengths
+        self, path, task=None, labels=None, training_steps=None, **fields
     ):
         """Saves the prompt and its metadata to a `.safetensors` file,
         atomically (see `keras_prompt.prompts.save_prompt_file`).
@@ -331,29 +333,32 @@ class SoftPromptMixin:
             labels: the task's label words (defaults to the model's).
             training_steps: steps trained (defaults to the optimizer's
                 iteration count when the model has been trained).
-            **lengths: the sequence lengths the prompt was trained with, by
+            **fields: the sequence lengths the prompt was trained with, by
                 the names in `SEQUENCE_LENGTH_KEYS`
                 (`encoder_sequence_length` and `decoder_sequence_length`
-                for T5, `sequence_length` for a causal LM); each defaults
-                to the preprocessor's (not recorded without one). Pass them
-                when training fed batches of other lengths than the
-                preprocessor's.
+                for T5; `sequence_length` and `max_input_length` for a
+                causal LM), each defaulting to the preprocessor's (not
+                recorded without one), and how training formatted text
+                (`TEXT_FORMAT_KEYS`: a causal LM's `separator` and
+                `target_prefix`, recorded when given). Pass them when
+                training fed batches other than the preprocessor's;
+                `train()` passes its pipeline's (`prompt_file_fields()`).
 
         Returns:
             The path written.
         """
-        unknown = sorted(set(lengths) - set(self.SEQUENCE_LENGTH_KEYS))
+        known = self.SEQUENCE_LENGTH_KEYS + self.TEXT_FORMAT_KEYS
+        unknown = sorted(set(fields) - set(known))
         if unknown:
             raise TypeError(
-                f"Unknown sequence lengths {unknown} for "
-                f"{type(self).__name__}; it records "
-                f"{list(self.SEQUENCE_LENGTH_KEYS)}."
+                f"Unknown prompt file fields {unknown} for "
+                f"{type(self).__name__}; it records {list(known)}."
             )
         if training_steps is None and getattr(self, "optimizer", None):
             training_steps = int(self.optimizer.iterations.numpy())
         for key in self.SEQUENCE_LENGTH_KEYS:
-            if lengths.get(key) is None:
-                lengths[key] = getattr(self.preprocessor, key, None)
+            if fields.get(key) is None:
+                fields[key] = getattr(self.preprocessor, key, None)
         initializer = self.prompt_initializer
         metadata = {
             "backbone_fingerprint": self.backbone_fingerprint(),
@@ -364,7 +369,7 @@ class SoftPromptMixin:
             else type(initializer).__name__,
             "training_steps": training_steps,
             # `None` (no preprocessor) is left out of the file.
-            **lengths,
+            **fields,
             # The values are folded: informative only, any model loads them.
             "reparameterization": self.reparameterization,
         }

@@ -37,6 +37,7 @@ _INT_KEY_MINIMUMS = {
     "encoder_sequence_length": 1,
     "decoder_sequence_length": 1,
     "sequence_length": 1,
+    "max_input_length": 1,
     "init_training_steps": 0,
 }
 # Plain decimal text only: `int()` would also take "+4", " 4", "4_000" and
@@ -153,7 +154,7 @@ def check_prompt_metadata(metadata, source, fix):
     files, PEFT adapters written by `export_peft`): `labels` is a list (or
     tuple) of strings, and each integer key (`prompt_length`, `hidden_dim`,
     `training_steps`, `encoder_sequence_length`, `decoder_sequence_length`,
-    `sequence_length`, `init_training_steps`) is an integer no smaller than
+    `sequence_length`, `max_input_length`, `init_training_steps`) is an integer no smaller than
     its minimum. Absent keys, and keys whose value is `None` (which
     `save_prompt_file` does not record), are fine; other keys are
     free-form.

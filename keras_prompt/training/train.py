@@ -333,7 +333,7 @@ def train(
     save_kwargs = {
         "task": task.name,
         "labels": task.label_words,
-        **pipeline.prompt_file_lengths(),
+        **pipeline.prompt_file_fields(),
     }
     prompt_path = os.path.join(output_dir, PROMPT_FILE)
     extra_callbacks = list(callbacks or [])

@@ -394,7 +394,12 @@ def test_label_token_ids_and_lengths(family, tokenizers, pipelines):
     # " positive" is 9 tokens; 3 fit.
     with pytest.raises(DataError, match=r"'positive'.*max_target_length=4"):
         default.label_token_ids(["cat", "positive"])
-    assert default.prompt_file_lengths() == {"sequence_length": 16}
+    assert default.prompt_file_fields() == {
+        "sequence_length": 16,
+        "max_input_length": MAX_INPUT,
+        "separator": "\nAnswer:",
+        "target_prefix": " ",
+    }
     with pytest.raises(NotImplementedError, match="label_token_ids"):
         default.encode_label_words(["cat"])
     # With no target prefix, the words as given.

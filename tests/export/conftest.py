@@ -121,6 +121,22 @@ def assert_bad_rows_answered(reply, graph):
                 np.testing.assert_array_equal(out[row], good[row], err_msg=name)
 
 
+def saved_graph_ops(version_dir):
+    """The op types of a SavedModel's graph and functions, and its
+    signature names."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as file:
+        saved_model.ParseFromString(file.read())
+    graph = saved_model.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node}
+    for function in graph.library.function:
+        ops.update(node.op for node in function.node_def)
+    signatures = saved_model.meta_graphs[0].signature_def
+    return ops, sorted(name for name in signatures if not name.startswith("__"))
+
+
 def run_runner(script, request, timeout=300):
     """Runs `tests/export/runners/<script>` in a fresh interpreter with a
     JSON request; returns its JSON reply. The runners import neither

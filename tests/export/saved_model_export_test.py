@@ -22,6 +22,7 @@ from tests.export.conftest import generate_inputs
 from tests.export.conftest import keras_generate_ids
 from tests.export.conftest import serve_saved_model
 from tests.export.conftest import run_runner
+from tests.export.conftest import saved_graph_ops
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "export"))
 
@@ -450,31 +451,17 @@ def test_models_config_parses():
     assert [c.name for c in config.model_config_list.config] == ["keras_prompt"]
 
 
-def _graph_ops(version_dir):
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved_model = saved_model_pb2.SavedModel()
-    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as file:
-        saved_model.ParseFromString(file.read())
-    graph = saved_model.meta_graphs[0].graph_def
-    ops = {node.op for node in graph.node}
-    for function in graph.library.function:
-        ops.update(node.op for node in function.node_def)
-    signatures = saved_model.meta_graphs[0].signature_def
-    return ops, sorted(name for name in signatures if not name.startswith("__"))
-
-
 def test_text_signature_needs_tf_text_ops_and_can_be_left_out(
     export_setup, saved_models, tmp_path
 ):
     from keras_prompt.export import export_saved_model
 
-    ops, signatures = _graph_ops(saved_models[0]["bank"])
+    ops, signatures = saved_graph_ops(saved_models[0]["bank"])
     assert {"SentencepieceOp", "SentencepieceTokenizeOp"} <= ops
     assert not any(op.startswith("Xla") for op in ops)
     path = export_saved_model(
         export_setup["model"], tmp_path, mode="baked", text_signature=False
     )
-    ops, signatures = _graph_ops(path)
+    ops, signatures = saved_graph_ops(path)
     assert not any("Sentencepiece" in op for op in ops)
     assert signatures == ["generate_ids", "logits"]

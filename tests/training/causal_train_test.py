@@ -6,7 +6,11 @@ import json
 import os
 import random
 
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 
 from keras_prompt import cli
 from keras_prompt.prompts.prompt_file import read_prompt_file
@@ -33,10 +37,10 @@ def write_rows(path, count, seed):
     return str(path)
 
 
-def test_csv_task_trains_and_evaluates_on_a_causal_lm(tmp_path, capsys):
-    import keras_prompt
-    from keras_prompt.data import file_task
-
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One CLI training run on the tiny GPT-2: its output and files."""
+    tmp_path = tmp_path_factory.mktemp("causal_train")
     train_file = write_rows(tmp_path / "train.csv", 16, 0)
     val_file = write_rows(tmp_path / "dev.csv", 6, 1)
     output = tmp_path / "run"
@@ -48,6 +52,14 @@ def test_csv_task_trains_and_evaluates_on_a_causal_lm(tmp_path, capsys):
         "--batch-size", "4", "--max-input-length", "24", "--eval-every", "2",
         "--rank-classification", "--no-xla", "--verbose", "0",
     ]) == 0
+    return {"output": output, "val_file": val_file, "tmp_path": tmp_path}
+
+
+def test_csv_task_trains_and_evaluates_on_a_causal_lm(trained):
+    import keras_prompt
+    from keras_prompt.data import file_task
+
+    output, val_file = trained["output"], trained["val_file"]
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["steps"] == 4
     assert [v["step"] for v in metrics["validation"]] == [2, 4]
@@ -86,3 +98,74 @@ def test_csv_task_trains_and_evaluates_on_a_causal_lm(tmp_path, capsys):
     assert greedy["accuracy"] == 100.0 * np.mean(hits)
     assert greedy["invalid"] == sum(
         text.strip() not in ("cat", "dog") for text in completions)
+
+
+SERVE = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+request = json.loads(sys.argv[1])
+serve = tf.saved_model.load(request["path"]).signatures["serving_default"]
+outputs = serve(inputs=tf.constant(request["texts"]),
+                task=tf.constant(request["tasks"]))["outputs"]
+print(json.dumps({
+    "outputs": [text.decode("utf-8") for text in outputs.numpy().tolist()],
+    "imported": sorted(m for m in ("keras_prompt", "keras_hub")
+                       if m in sys.modules),
+}))
+"""
+
+
+def test_cli_trained_prompt_serves_from_a_bank_savedmodel(trained, capsys):
+    """The issue's acceptance path: train through the CLI, export a bank
+    through the CLI, serve a mixed-task batch in a fresh process that
+    imports only TensorFlow and tensorflow-text."""
+    import keras_prompt
+    from keras_prompt.data import CausalTextToTextPipeline
+
+    output, tmp_path = trained["output"], trained["tmp_path"]
+    model = keras_prompt.PromptedCausalLM.from_preset(BACKBONE, prompt_length=4)
+    # A second task's prompt, saved as training saves them.
+    model.load_prompt(output / "prompt.safetensors")
+    trained_prompt = model.get_prompt()
+    model.set_prompt(trained_prompt[::-1] * 2.0)
+    pipeline = CausalTextToTextPipeline(model.preprocessor.tokenizer, 24, 2)
+    other = model.save_prompt(
+        tmp_path / "other.safetensors", task="other",
+        **pipeline.prompt_file_fields())
+    serving = tmp_path / "serving"
+    capsys.readouterr()
+    assert cli.main([
+        "export", "--backbone", BACKBONE, "--prompt", f"mood={output}",
+        "--prompt", f"other={other}", "--output", str(serving),
+    ]) == 0
+    printed = capsys.readouterr().out
+    assert "tasks: 0=mood, 1=other" in printed
+    path = printed.strip().splitlines()[-1]
+    with open(os.path.join(path, "assets.extra",
+                           "keras_prompt_export.json")) as file:
+        description = json.load(file)
+    # The lengths and separator the prompt files recorded.
+    assert description["max_input_length"] == 24
+    assert description["max_new_tokens"] == 2
+    assert description["separator"] == "\nAnswer:"
+
+    texts = ["text: the cat sat", "text: a dog runs on the mat", "text: cat"]
+    tasks = ["mood", "other", "other"]
+    env = dict(os.environ, PYTHONPATH="")
+    reply = subprocess.run(
+        [sys.executable, "-c", SERVE,
+         json.dumps({"path": path, "texts": texts, "tasks": tasks})],
+        capture_output=True, text=True, timeout=300, env=env,
+        cwd=str(tmp_path),
+    )
+    assert reply.returncode == 0, reply.stderr[-3000:]
+    served = json.loads(reply.stdout.strip().splitlines()[-1])
+    assert served["imported"] == []
+    prompts = np.stack([
+        trained_prompt if task == "mood" else trained_prompt[::-1] * 2.0
+        for task in tasks])
+    ids, mask = pipeline.encode_texts(texts)
+    expected = model.generated_texts(
+        {"token_ids": ids, "padding_mask": mask}, 2, prompts=prompts)
+    assert served["outputs"] == expected

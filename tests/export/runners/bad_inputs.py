@@ -9,12 +9,18 @@ TOKEN_ID = 1
 PADDING_MASK = 2
 TASK = 4
 PROMPT = 8
+NOT_RIGHT_PADDED = 16
 
 
 def cases(feed, vocabulary_size, num_tasks, fixed_batch=False):
     """`{name: (feed, expected flags per row, what the case breaks, the
     bad value as a string)}` for a good `feed` of at least 4 rows."""
-    rows = len(feed["encoder_token_ids"])
+    # T5's encoder inputs, or a decoder-only model's only ones.
+    ids_key = next(
+        key for key in ("encoder_token_ids", "token_ids") if key in feed
+    )
+    mask_key = ids_key.replace("token_ids", "padding_mask")
+    rows = len(feed[ids_key])
     found = {}
 
     def case(name, key, index, value, flags, shown=None):
@@ -25,11 +31,13 @@ def cases(feed, vocabulary_size, num_tasks, fixed_batch=False):
             expected[row] += flag
         found[name] = (broken, expected, key, shown or str(value))
 
-    case("token_id_too_large", "encoder_token_ids", (1, 0), vocabulary_size,
+    case("token_id_too_large", ids_key, (1, 0), vocabulary_size,
          {1: TOKEN_ID})
-    case("negative_token_id", "encoder_token_ids", (2, 1), -1, {2: TOKEN_ID})
-    case("padding_mask_7", "encoder_padding_mask", (0, 0), 7,
-         {0: PADDING_MASK})
+    case("negative_token_id", ids_key, (2, 1), -1, {2: TOKEN_ID})
+    case("padding_mask_7", mask_key, (0, 0), 7, {0: PADDING_MASK})
+    if mask_key == "padding_mask":
+        # A decoder-only model's row must be right-padded.
+        case("left_padding", mask_key, (2, 0), 0, {2: NOT_RIGHT_PADDED})
     if "decoder_token_ids" in feed:
         case("decoder_token_id_too_large", "decoder_token_ids", (3, 0),
              vocabulary_size + 5, {3: TOKEN_ID})
