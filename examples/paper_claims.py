@@ -112,9 +112,11 @@ def main():
 
 def claims(args, backbone, preprocessor, runs, config, results, save):
     """Parts 1-3: prompt design, prompt and model tuning, length, init."""
+    design_model = baselines.design_model(backbone, preprocessor)
     for task in args.tasks.split(","):
         row = results["tasks"][task] = {}
-        design, details = baselines.prompt_design(backbone, preprocessor, task)
+        design, details = baselines.prompt_design(
+            backbone, preprocessor, task, model=design_model)
         row["prompt_design"] = design
         row["prompt_design_details"] = details
         save()

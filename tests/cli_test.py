@@ -97,17 +97,30 @@ def test_log_level_debug_shows_the_stack_and_info_does_not(preset, tmp_path):
 
     model = keras_prompt_model(preset)
     prompt = model.save_prompt(str(tmp_path / "p.safetensors"))
-    outputs = {}
-    for level in ("info", "debug"):
-        result = subprocess.run(
+    # Both processes at once (each is mostly single-threaded start-up).
+    processes = {
+        level: subprocess.Popen(
             [sys.executable, "-m", "keras_prompt.cli", "--log-level", level,
              "predict", "--backbone", preset, "--prompt", prompt, "--text",
              "subject: the cat sentence: likes the movie", "--max-length", "3",
              "--max-input-length", "24"],
-            capture_output=True, text=True, check=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": REPO},
         )
-        outputs[level] = result
+        for level in ("info", "debug")
+    }
+    outputs = {}
+    try:
+        for level, process in processes.items():
+            stdout, stderr = process.communicate(timeout=600)
+            assert process.returncode == 0, stderr[-3000:]
+            outputs[level] = subprocess.CompletedProcess(
+                process.args, process.returncode, stdout, stderr)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     assert outputs["info"].stderr == ""
     assert outputs["info"].stdout.count("\t") == 1
     assert "cudart_stub" in outputs["debug"].stderr or \
@@ -204,18 +217,30 @@ def test_csv_task_trains_evaluates_predicts_and_inspects(
     assert "prompt_length" in text and "--backbone" in text
 
 
-def test_jsonl_task_trains_end_to_end(preset, tmp_path, capsys):
-    train_file = write_jsonl(tmp_path / "train.jsonl", make_rows(12))
-    val_file = write_jsonl(tmp_path / "dev.jsonl", make_rows(4, 50))
-    output = tmp_path / "jsonl_run"
-    assert cli.main(_train_args(preset, output, train_file, val_file,
-                                "--prompt-init", "random_uniform",
-                                "--no-tensorboard")) == 0
-    metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["steps"] == 4
+@pytest.fixture(scope="module")
+def jsonl_run(preset, tmp_path_factory):
+    """One finished `keras-prompt train` run on JSONL files; what the JSONL
+    test checks is read here, so the rerun test may change the directory."""
+    root = tmp_path_factory.mktemp("jsonl")
+    train_file = write_jsonl(root / "train.jsonl", make_rows(12))
+    val_file = write_jsonl(root / "dev.jsonl", make_rows(4, 50))
+    output = root / "jsonl_run"
+    args = _train_args(preset, output, train_file, val_file,
+                       "--prompt-init", "random_uniform", "--steps", "2",
+                       "--no-tensorboard")
+    assert cli.main(args) == 0
+    return {"args": args, "output": output,
+            "metrics": json.loads((output / "metrics.json").read_text()),
+            "prompt": read_prompt_file(output / "prompt.safetensors")[0]}
+
+
+def test_jsonl_task_trains_end_to_end(jsonl_run):
+    metrics = jsonl_run["metrics"]
+    assert metrics["steps"] == 2
+    assert metrics["truncation"]["train"]["num_examples"] == 12
     assert metrics["truncation"]["validation"]["num_examples"] == 4
-    prompt, _ = read_prompt_file(output / "prompt.safetensors")
-    assert np.isfinite(prompt).all()
+    assert jsonl_run["prompt"].shape == (4, 16)
+    assert np.isfinite(jsonl_run["prompt"]).all()
 
 
 @pytest.mark.parametrize("flag,value,message", [
@@ -270,7 +295,7 @@ def test_library_rejects_bad_sizes_before_loading_anything(tmp_path):
 
 
 def test_rerun_into_a_finished_output_needs_overwrite(
-        preset, tmp_path, capsys, monkeypatch):
+        jsonl_run, capsys, monkeypatch):
     """A finished run is refused with the fix; `--overwrite` replaces it; a
     full disk ends with an error naming the file (no traceback) and the same
     command resumes."""
@@ -278,12 +303,9 @@ def test_rerun_into_a_finished_output_needs_overwrite(
 
     from keras_prompt.prompts import prompt_file
 
-    train_file = write_csv(tmp_path / "train.csv", make_rows(8))
-    val_file = write_csv(tmp_path / "dev.csv", make_rows(4, 50))
-    output = tmp_path / "run"
-    args = _train_args(preset, output, train_file, val_file, "--steps", "2",
-                       "--no-tensorboard")
-    assert cli.main(args) == 0
+    # The finished run of the same command (2 steps), which this test may
+    # change: the JSONL test reads nothing from its directory.
+    args, output = jsonl_run["args"], jsonl_run["output"]
     capsys.readouterr()
     assert cli.main(args) == 2
     err = capsys.readouterr().err

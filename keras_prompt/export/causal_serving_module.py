@@ -135,6 +135,9 @@ class CausalServingModule(_ServingModule):
             tf.TensorSpec([None, None], tf.int32, name="padding_mask"),
         ]
         new_tokens = self._max_new_tokens
+        # One trace of the decoding loop for both signatures: they call it.
+        # Traced now, so within the caller's `scatter_cache_writes()`.
+        generate = self._shared_generate(ids_spec, new_tokens)
 
         def logits_fn(token_ids, padding_mask, extra=None):
             named, prompts = self._checked_inputs(
@@ -149,17 +152,15 @@ class CausalServingModule(_ServingModule):
             named, prompts = self._checked_inputs(
                 token_ids, padding_mask, extra, new_tokens
             )
-            new_ids = core.greedy_generate(
-                named["token_ids"], named["padding_mask"], prompts, new_tokens
+            new_ids = generate(
+                named["token_ids"], named["padding_mask"], prompts
             )
             return {"new_token_ids": new_ids}
 
         def text_fn(inputs, extra=None):
             token_ids, padding_mask = self._pipeline.generation_inputs(inputs)
             prompts = self._prompts(tf.shape(inputs)[0], extra)
-            new_ids = core.greedy_generate(
-                token_ids, padding_mask, prompts, new_tokens
-            )
+            new_ids = generate(token_ids, padding_mask, prompts)
             return {"outputs": self._texts(new_ids)}
 
         signatures = {

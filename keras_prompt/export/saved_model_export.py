@@ -420,6 +420,30 @@ class _ServingModule(tf.Module):
             "label_scores": label_scores,
         }
 
+    def _prompt_spec(self):
+        """The examples' prompts, float32 `[B, P, H]`."""
+        return tf.TensorSpec(
+            [None, self.core.prompt_length, self.core.hidden_dim],
+            tf.float32,
+            name="prompts",
+        )
+
+    def _shared_generate(self, ids_spec, length):
+        """`core.greedy_generate` (of `length`) as one `tf.function` over
+        ids, mask and prompts, traced here: the signatures that generate
+        (`generate_ids`, `serving_default`) all call this one trace of the
+        decoding loop instead of tracing it each."""
+        core = self.core
+        function = tf.function(
+            lambda ids, mask, prompts: core.greedy_generate(
+                ids, mask, prompts, length
+            ),
+            input_signature=list(ids_spec) + [self._prompt_spec()],
+            autograph=False,
+        )
+        function.get_concrete_function()
+        return function
+
     def signatures(self):
         core = self.core
         concrete = self._concrete
@@ -427,6 +451,8 @@ class _ServingModule(tf.Module):
             tf.TensorSpec([None, None], tf.int32, name="encoder_token_ids"),
             tf.TensorSpec([None, None], tf.int32, name="encoder_padding_mask"),
         ]
+        # One trace of the decoding loop for both signatures: they call it.
+        generate = self._shared_generate(ids_spec, self._max_decode_length)
         decoder_spec = [
             tf.TensorSpec([None, None], tf.int32, name="decoder_token_ids"),
             tf.TensorSpec([None, None], tf.int32, name="decoder_padding_mask"),
@@ -465,20 +491,17 @@ class _ServingModule(tf.Module):
                 },
                 extra,
             )
-            token_ids = core.greedy_generate(
+            token_ids = generate(
                 named["encoder_token_ids"],
                 named["encoder_padding_mask"],
                 prompts,
-                self._max_decode_length,
             )
             return {"token_ids": token_ids}
 
         def text_fn(inputs, extra=None):
             token_ids, padding_mask = self._tokenize(inputs)
             prompts = self._prompts(tf.shape(inputs)[0], extra)
-            generated = core.greedy_generate(
-                token_ids, padding_mask, prompts, self._max_decode_length
-            )
+            generated = generate(token_ids, padding_mask, prompts)
             return {"outputs": self._detokenize(generated)}
 
         signatures = {

@@ -52,7 +52,18 @@ def first_word(text):
     return words[0].strip(string.punctuation) if words else ""
 
 
-def prompt_design(backbone, preprocessor, task_name, split="test", log=print):
+def design_model(backbone, preprocessor):
+    """The frozen model without a prompt, which `prompt_design` reads out.
+    Share one between tasks: its generation and scoring functions compile
+    once."""
+    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
+
+    return PromptedT5Seq2SeqLM(backbone, preprocessor, prompt_length=0)
+
+
+def prompt_design(
+    backbone, preprocessor, task_name, split="test", log=print, model=None
+):
     """The frozen model with hand-written text prompts instead of a soft one.
 
     Each template of `PROMPT_DESIGNS[task_name]` formats the inputs; it is
@@ -60,12 +71,19 @@ def prompt_design(backbone, preprocessor, task_name, split="test", log=print):
     classification of the label words) and the best of all is returned.
     Choosing on the evaluated split itself favours the baseline.
 
+    Args:
+        backbone, preprocessor: the frozen T5 and its preprocessor.
+        task_name: a demo task with `PROMPT_DESIGNS`.
+        split: the split evaluated.
+        log: where each template's result goes.
+        model: a `design_model(backbone, preprocessor)` to reuse (built
+            when `None`).
+
     Returns:
         `(best accuracy in percent, per-template details)`.
     """
-    from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
-
-    model = PromptedT5Seq2SeqLM(backbone, preprocessor, prompt_length=0)
+    if model is None:
+        model = design_model(backbone, preprocessor)
     results = []
     for template in demo_tasks.PROMPT_DESIGNS[task_name]:
         task = demo_tasks.make_task(task_name, template=template)

@@ -109,6 +109,7 @@ def run_quickstart(
     )
     results = {}
     prompt_files = {}
+    design_model = baselines.design_model(backbone, preprocessor)
     for number, name in enumerate(task_names):
         words = demo_tasks.TASKS[name]["labels"]
         _say(
@@ -116,7 +117,8 @@ def run_quickstart(
             f"{words}): frozen model, hand-written text prompts, test split"
         )
         design, design_details = baselines.prompt_design(
-            backbone, preprocessor, name, split="test", log=_say
+            backbone, preprocessor, name, split="test", log=_say,
+            model=design_model,
         )
 
         _say(

@@ -107,7 +107,8 @@ def load_ensemble(backbone, prompts, preprocessor=None):
 
     Args:
         backbone: as in `keras_prompt.evaluate()`. With prompt arrays only,
-            a `PromptedT5Seq2SeqLM` of their prompt length.
+            a `PromptedT5Seq2SeqLM` or `PromptedCausalLM` of their prompt
+            length.
         prompts: list of prompt files (or training output directories) or
             `[prompt_length, hidden_dim]` arrays.
         preprocessor: tokenizer preprocessor for object backbones.
@@ -121,6 +122,7 @@ def load_ensemble(backbone, prompts, preprocessor=None):
             words, arrays that no model fits.
         PromptFileError: a file is unreadable or for another backbone.
     """
+    from keras_prompt.models.prompted_causal_lm import PromptedCausalLM
     from keras_prompt.models.prompted_t5_seq2seq_lm import PromptedT5Seq2SeqLM
     from keras_prompt.prompts.prompt_bank import PromptBank
     from keras_prompt.prompts.prompt_file import PromptFileError
@@ -148,10 +150,11 @@ def load_ensemble(backbone, prompts, preprocessor=None):
     if files:
         # The first file gives the prompt length of the model built here.
         model, _ = load_model_with_prompt(backbone, files[0], preprocessor)
-    elif not isinstance(backbone, PromptedT5Seq2SeqLM):
+    elif not isinstance(backbone, (PromptedT5Seq2SeqLM, PromptedCausalLM)):
         raise TrainingError(
             "Prompt arrays carry no backbone to build a model for: pass a "
-            "PromptedT5Seq2SeqLM as `backbone`, or prompt files."
+            "PromptedT5Seq2SeqLM or PromptedCausalLM as `backbone`, or "
+            "prompt files."
         )
     else:
         model = backbone
@@ -212,12 +215,13 @@ def ensemble(
     record the same ones.
 
     Args:
-        backbone: preset name/dir, HF checkpoint dir, `T5Backbone`, or a
-            `PromptedT5Seq2SeqLM` (its prompt is replaced by the first
-            file's, as `evaluate()` does).
+        backbone: preset name/dir, HF checkpoint dir (T5 or a decoder-only
+            family), a KerasHub backbone, or a `PromptedT5Seq2SeqLM` /
+            `PromptedCausalLM` (its prompt is replaced by the first file's,
+            as `evaluate()` does).
         prompts: list of prompt files (or training output directories) or
-            `[prompt_length, hidden_dim]` arrays (arrays need a
-            `PromptedT5Seq2SeqLM` backbone). One prompt is allowed and gives
+            `[prompt_length, hidden_dim]` arrays (arrays need a prompted
+            model as `backbone`). One prompt is allowed and gives
             that prompt's own `evaluate()` metrics.
         task: a task name or `Task` with label words (a classification
             task).

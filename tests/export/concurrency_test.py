@@ -7,7 +7,6 @@ import threading
 import numpy as np
 import pytest
 
-from tests.export.conftest import MAX_DECODE_LENGTH
 from tests.export.conftest import TASKS
 
 THREADS = 8
@@ -15,28 +14,12 @@ REQUESTS_PER_THREAD = 6
 
 
 @pytest.fixture(scope="module")
-def bank_exports(export_setup):
-    from keras_prompt.export import export_onnx
-    from keras_prompt.export import export_saved_model
-
-    setup = export_setup
-    root = setup["root"] / "concurrency"
-    saved = export_saved_model(
-        setup["model"],
-        root / "serving",
-        mode="bank",
-        prompts=setup["files"],
-        max_decode_length=MAX_DECODE_LENGTH,
+def bank_exports(shared_exports):
+    # The bank exports the SavedModel and ONNX tests check (built once per
+    # worker).
+    return shared_exports.saved_model_bank(), shared_exports.onnx(
+        "bank", "generate"
     )
-    onnx_path = export_onnx(
-        setup["model"],
-        str(root / "bank_generate.onnx"),
-        mode="bank",
-        prompts=setup["files"],
-        graph="generate",
-        max_decode_length=MAX_DECODE_LENGTH,
-    )
-    return saved, onnx_path
 
 
 def _hammer(run, num_rows):

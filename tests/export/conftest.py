@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -252,12 +253,35 @@ def serve_saved_model(path, model_name="keras_prompt"):
         grpc_server.stop(None)
 
 
+def _greedy_ids(model, encoder_inputs, prompts, max_length):
+    """Greedy decoder ids as `keras_generate_ids` gives them (start token 0,
+    each row padded with 0 after its first `</s>`), from `max_length - 1`
+    forward passes: far cheaper than compiling `model.generate` for a
+    one-off use."""
+    batch = encoder_inputs["encoder_token_ids"].shape[0]
+    ids = np.zeros((batch, 1), "int32")
+    for _ in range(max_length - 1):
+        logits = model.forward(
+            {
+                **encoder_inputs,
+                "decoder_token_ids": ids,
+                "decoder_padding_mask": np.ones_like(ids),
+            },
+            prompts=prompts,
+        )
+        next_ids = np.argmax(np.asarray(logits)[:, -1], axis=-1)
+        ids = np.concatenate([ids, next_ids[:, None].astype("int32")], axis=1)
+    ended = np.cumsum(ids[:, 1:] == 1, axis=1) - (ids[:, 1:] == 1) > 0
+    ids[:, 1:][ended] = 0
+    return ids
+
+
 def _calibrate_end_token(model, prompts, encoder_batches):
     """Points the `</s>` head column at a frequently generated token."""
     embedding = model.backbone.token_embedding
     generated = []
     for batch in encoder_batches:
-        ids = keras_generate_ids(model, batch, prompts, MAX_DECODE_LENGTH)
+        ids = _greedy_ids(model, batch, prompts, MAX_DECODE_LENGTH)
         generated.append(ids[:, 2:].ravel())
     counts = np.bincount(
         np.concatenate(generated), minlength=embedding.input_dim
@@ -267,6 +291,7 @@ def _calibrate_end_token(model, prompts, encoder_batches):
     head = np.array(embedding.reverse_embeddings.numpy())
     head[:, 1] = head[:, token] * 1.01
     embedding.reverse_embeddings.assign(head)
+    return token
 
 
 @pytest.fixture(scope="session")
@@ -347,3 +372,48 @@ def export_setup(tmp_path_factory):
         "text_inputs": text_inputs,
         "reference": reference,
     }
+
+
+@pytest.fixture(scope="session")
+def shared_exports(export_setup):
+    """Exports of the session's model that several test files read, built
+    on first use and then reused by every file of the worker (the same
+    arguments write the same files; no test changes them):
+
+    - `saved_model_bank()`: the bank SavedModel (all signatures) at
+      `<root>/serving/keras_prompt/1`;
+    - `onnx(mode, graph)`: the ONNX graph at `<root>/onnx/<mode>_<graph>.onnx`.
+    """
+    from keras_prompt.export import export_onnx
+    from keras_prompt.export import export_saved_model
+
+    setup = export_setup
+    cache = {}
+    prompts = {"bank": setup["files"], "runtime": None,
+               "baked": setup["files"]["rte"]}
+
+    def saved_model_bank():
+        if "saved_model_bank" not in cache:
+            cache["saved_model_bank"] = export_saved_model(
+                setup["model"],
+                setup["root"] / "serving",
+                mode="bank",
+                prompts=setup["files"],
+                max_decode_length=MAX_DECODE_LENGTH,
+            )
+        return cache["saved_model_bank"]
+
+    def onnx(mode, graph):
+        key = ("onnx", mode, graph)
+        if key not in cache:
+            cache[key] = export_onnx(
+                setup["model"],
+                str(setup["root"] / "onnx" / f"{mode}_{graph}.onnx"),
+                mode=mode,
+                prompts=prompts[mode],
+                graph=graph,
+                max_decode_length=MAX_DECODE_LENGTH,
+            )
+        return cache[key]
+
+    return types.SimpleNamespace(saved_model_bank=saved_model_bank, onnx=onnx)

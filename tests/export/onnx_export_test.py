@@ -19,27 +19,14 @@ MODES = ("bank", "runtime", "baked")
 GRAPHS = ("forward", "generate")
 
 
-def _prompts_for(mode, files):
-    return {"bank": files, "runtime": None, "baked": files["rte"]}[mode]
-
-
 @pytest.fixture(scope="module")
-def onnx_models(export_setup):
-    from keras_prompt.export import export_onnx
-
+def onnx_models(export_setup, shared_exports):
     setup = export_setup
-    out = setup["root"] / "onnx"
-    paths = {}
-    for mode in MODES:
-        for graph in GRAPHS:
-            paths[f"{mode}_{graph}"] = export_onnx(
-                setup["model"],
-                str(out / f"{mode}_{graph}.onnx"),
-                mode=mode,
-                prompts=_prompts_for(mode, setup["files"]),
-                graph=graph,
-                max_decode_length=MAX_DECODE_LENGTH,
-            )
+    paths = {
+        f"{mode}_{graph}": shared_exports.onnx(mode, graph)
+        for mode in MODES
+        for graph in GRAPHS
+    }
     request = {
         "output": str(setup["root"] / "onnx_reply"),
         "client_dir": os.path.join(REPO_ROOT, "export"),

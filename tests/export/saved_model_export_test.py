@@ -52,7 +52,7 @@ def tied_setup(export_setup):
 
 
 @pytest.fixture(scope="module")
-def saved_models(export_setup, tied_setup):
+def saved_models(export_setup, shared_exports, tied_setup):
     from keras_prompt.export import export_saved_model
     from tf_serving_client import make_predict_request
 
@@ -60,13 +60,7 @@ def saved_models(export_setup, tied_setup):
     model, files = setup["model"], setup["files"]
     out = setup["root"] / "serving"
     paths = {
-        "bank": export_saved_model(
-            model,
-            out,
-            mode="bank",
-            prompts=files,
-            max_decode_length=MAX_DECODE_LENGTH,
-        ),
+        "bank": shared_exports.saved_model_bank(),
         "runtime": export_saved_model(
             model,
             out,

@@ -78,6 +78,9 @@ def padded(tmp_path_factory):
         make_tiny_backbone(vocabulary_size=VOCABULARY, tied=False),
         preprocessor, prompt_length=4, seed=0,
     )
+    # The token ids, not XLA, are the subject: Keras-side generation runs
+    # without XLA (each batch shape here would be another XLA compile).
+    model.compile(jit_compile=False)
     rng = np.random.default_rng(3)
     for task in ("alpha", "beta"):
         model.prompt_bank.add(task, rng.uniform(-0.5, 0.5, (4, 16)))

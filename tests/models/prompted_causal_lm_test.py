@@ -15,6 +15,7 @@ from keras import ops
 from keras_prompt import PromptedCausalLM
 from keras_prompt import nearest_tokens
 from keras_prompt.prompts import PromptFileError
+from keras_prompt.prompts.prompt_file import read_prompt_file
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 FAMILIES = ("gpt2", "llama", "gemma")
@@ -280,8 +281,13 @@ def test_prompt_files_fingerprint_config_and_nearest_tokens(tmp_path):
     assert metadata["sequence_length"] == model.preprocessor.sequence_length
     with pytest.raises(PromptFileError, match="fingerprint"):
         load_model("llama").load_prompt(path)
-    with pytest.raises(TypeError, match="Unknown sequence lengths"):
+    with pytest.raises(TypeError, match="Unknown prompt file fields"):
         model.save_prompt(tmp_path / "q.safetensors", encoder_sequence_length=4)
+    # The training format is recorded as given (exports default to it).
+    fields = {"max_input_length": 9, "separator": "\nA:", "target_prefix": " "}
+    _, recorded = read_prompt_file(
+        model.save_prompt(tmp_path / "f.safetensors", **fields))
+    assert {key: recorded[key] for key in fields} == fields
     assert model.backbone_fingerprint() != load_model("llama").backbone_fingerprint()
 
     restored = PromptedCausalLM.from_config(model.get_config())

@@ -134,7 +134,15 @@ def test_cli_trained_prompt_serves_from_a_bank_savedmodel(trained, capsys):
         tmp_path / "other.safetensors", task="other",
         **pipeline.prompt_file_fields())
     serving = tmp_path / "serving"
-    capsys.readouterr()
+    # T5's length flags are refused for a decoder-only backbone, naming
+    # its own.
+    assert cli.main([
+        "export", "--backbone", BACKBONE, "--prompt", str(output),
+        "--output", str(serving), "--encoder-sequence-length", "8",
+    ]) == 2
+    assert "--encoder-sequence-length: T5 only; a decoder-only export " \
+        "takes --max-input-length" in capsys.readouterr().err
+    assert not serving.exists()
     assert cli.main([
         "export", "--backbone", BACKBONE, "--prompt", f"mood={output}",
         "--prompt", f"other={other}", "--output", str(serving),
@@ -169,3 +177,24 @@ def test_cli_trained_prompt_serves_from_a_bank_savedmodel(trained, capsys):
     expected = model.generated_texts(
         {"token_ids": ids, "padding_mask": mask}, 2, prompts=prompts)
     assert served["outputs"] == expected
+
+    # The same two prompts as an ensemble: each prompt's metrics are its
+    # own rank classification (`score()` by hand), the ensemble's is their
+    # mean-logprob vote.
+    from keras_prompt.data import file_task
+
+    task = file_task(TEMPLATE, "label", "cat,dog",
+                     validation_file=trained["val_file"])
+    result = keras_prompt.ensemble(
+        model, [output, other], task, method="mean-logprob",
+        max_input_length=24, jit_compile=False)
+    with open(trained["val_file"]) as file:
+        rows = list(csv.DictReader(file))
+    inputs = [TEMPLATE.format(text=row["text"]) + "\nAnswer:" for row in rows]
+    gold = np.array([["cat", "dog"].index(row["label"]) for row in rows])
+    scores = [model.score(inputs, [" cat", " dog"], prompts=np.stack(
+        [prompt] * len(rows))) for prompt in (prompts[0], prompts[1])]
+    for metrics, score in zip(result["prompt_metrics"], scores):
+        assert metrics["accuracy"] == 100.0 * np.mean(score.argmax(1) == gold)
+    mean = (scores[0] + scores[1]) / 2
+    assert result["accuracy"] == 100.0 * np.mean(mean.argmax(1) == gold)

@@ -43,9 +43,24 @@ def _target_length(model):
     return max(len(np.asarray(tokenizer(w))) for w in LABELS) + 1
 
 
+def _generated(setup):
+    """`model.generate()` of every text, computed once per module."""
+    if "generated" not in setup:
+        model = setup["model"]
+        setup["generated"] = model.generate(
+            setup["texts"], max_length=_target_length(model) + 1)
+    return setup["generated"]
+
+
+def _scores(setup):
+    """`model.score()` of every text and label, computed once per module."""
+    if "scores" not in setup:
+        setup["scores"] = setup["model"].score(setup["texts"], LABELS)
+    return setup["scores"]
+
+
 def _expected_greedy(setup):
-    model = setup["model"]
-    outputs = model.generate(setup["texts"], max_length=_target_length(model) + 1)
+    outputs = _generated(setup)
     labels = [row["label"] for row in setup["rows"]]
     hits = [o.strip() == y for o, y in zip(outputs, labels)]
     invalid = sum(o.strip() not in LABELS for o in outputs)
@@ -53,7 +68,7 @@ def _expected_greedy(setup):
 
 
 def _expected_rank(setup):
-    scores = setup["model"].score(setup["texts"], LABELS)
+    scores = _scores(setup)
     labels = [LABELS.index(row["label"]) for row in setup["rows"]]
     return 100.0 * np.mean(np.argmax(scores, axis=1) == labels)
 
@@ -101,7 +116,7 @@ def test_task_evaluator_predicts_every_example_once(setup):
     greedy = TaskEvaluator(model, task, pipeline, batch_size=4).predict(
         task.load("validation"))
     assert len(greedy["texts"]) == len(greedy["labels"]) == 10
-    assert greedy["texts"] == model.generate(setup["texts"], max_length=length + 1)
+    assert greedy["texts"] == _generated(setup)
     np.testing.assert_array_equal(
         greedy["labels"], [LABELS.index(r["label"]) for r in setup["rows"]])
     expected = [LABELS.index(t.strip()) if t.strip() in LABELS else -1
@@ -111,7 +126,7 @@ def test_task_evaluator_predicts_every_example_once(setup):
                            rank_classification=True).predict(task.load("validation"))
     np.testing.assert_array_equal(
         ranked["predictions"],
-        np.argmax(model.score(setup["texts"], LABELS), axis=1))
+        np.argmax(_scores(setup), axis=1))
 
 
 class UnlabeledSource:

@@ -40,49 +40,67 @@ def _settings(**overrides):
     return settings
 
 
-def test_seeded_runs_repeat_in_one_process_and_in_a_fresh_one(data, tmp_path):
-    """After a SentencePiece pipeline ran in tf.data and `train()` ran with
-    another seed in this process, `train()` gives the bit-equal prompt of a
-    run in a fresh process: seeds are explicit, no global random state is
-    set or needed."""
+@pytest.fixture(scope="module")
+def seeded(data, tmp_path_factory):
+    """Seed 12, then seed 11, in this process (after a SentencePiece
+    pipeline ran in tf.data), and seed 11 in a fresh process, which runs
+    meanwhile. Without XLA: the seeding is the same, and three runs skip
+    three compiles. The in-process seed-11 run is also the run whose files
+    `test_outputs_are_written` checks."""
     import keras_hub
 
     import keras_prompt
     from keras_prompt.data import TextToTextPipeline
 
-    task = file_task(data["train"], data["validation"])
-    tokenizer = keras_hub.models.T5Tokenizer.from_preset(data["preset"])
-    pipeline = TextToTextPipeline(tokenizer, 24, 4)
-    batch = next(iter(pipeline.training_dataset(task.load("train"), 4)))
-    assert batch[0]["encoder_token_ids"].shape == (4, 24)
-
-    # Without XLA: the seeding is the same, and three runs skip three compiles.
+    root = tmp_path_factory.mktemp("seeded")
     settings = _settings(jit_compile=False)
-    # The other seed runs first: whatever a run leaves in this process
-    # (random state, layer counters, caches) is there when seed 11 runs, so
-    # one in-process run of seed 11 shows what two did.
-    other = keras_prompt.train(data["preset"], task,
-                               output_dir=str(tmp_path / "other"),
-                               **dict(settings, seed=12))
-    run = keras_prompt.train(data["preset"], task,
-                             output_dir=str(tmp_path / "run"), **settings)
-    config = {"backbone": data["preset"], "output_dir": str(tmp_path / "fresh"),
+    config = {"backbone": data["preset"], "output_dir": str(root / "fresh"),
               "task": {"train_file": data["train"],
                        "validation_file": data["validation"],
                        "template": TEMPLATE, "label_column": "label",
                        "labels": "positive,negative"},
               **settings}
-    (tmp_path / "fresh.json").write_text(json.dumps(config))
-    subprocess.run(
+    (root / "fresh.json").write_text(json.dumps(config))
+    fresh_process = subprocess.Popen(
         [sys.executable, "-m", "tests.training.run_training",
-         str(tmp_path / "fresh.json"), str(tmp_path / "fresh.npy")],
-        cwd=REPO, check=True, capture_output=True,
+         str(root / "fresh.json"), str(root / "fresh.npy")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": REPO})
-    fresh = np.load(tmp_path / "fresh.npy")
-    np.testing.assert_array_equal(run["final_prompt"], fresh)
+    try:
+        task = file_task(data["train"], data["validation"])
+        tokenizer = keras_hub.models.T5Tokenizer.from_preset(data["preset"])
+        pipeline = TextToTextPipeline(tokenizer, 24, 4)
+        batch = next(iter(pipeline.training_dataset(task.load("train"), 4)))
+        # The other seed runs first: whatever a run leaves in this process
+        # (random state, layer counters, caches) is there when seed 11 runs,
+        # so one in-process run of seed 11 shows what two did.
+        other = keras_prompt.train(data["preset"], task,
+                                   output_dir=str(root / "other"),
+                                   **dict(settings, seed=12))
+        run = keras_prompt.train(data["preset"], task,
+                                 output_dir=str(root / "run"), **settings)
+        log, _ = fresh_process.communicate(timeout=600)
+    finally:
+        if fresh_process.poll() is None:
+            fresh_process.kill()
+            fresh_process.wait()
+    assert fresh_process.returncode == 0, log.decode()[-3000:]
+    return {"batch_shape": tuple(batch[0]["encoder_token_ids"].shape),
+            "other": other, "run": run, "output": root / "run",
+            "fresh": np.load(root / "fresh.npy")}
+
+
+def test_seeded_runs_repeat_in_one_process_and_in_a_fresh_one(seeded):
+    """After a SentencePiece pipeline ran in tf.data and `train()` ran with
+    another seed in this process, `train()` gives the bit-equal prompt of a
+    run in a fresh process: seeds are explicit, no global random state is
+    set or needed."""
+    assert seeded["batch_shape"] == (4, 24)
+    fresh = seeded["fresh"]
+    np.testing.assert_array_equal(seeded["run"]["final_prompt"], fresh)
     # Another seed gives another prompt.
-    assert not np.array_equal(other["final_prompt"], fresh)
-    assert run["metrics"]["config"]["seed"] == 11
+    assert not np.array_equal(seeded["other"]["final_prompt"], fresh)
+    assert seeded["run"]["metrics"]["config"]["seed"] == 11
 
 
 def test_dropout_seeds_are_explicit():
@@ -170,15 +188,12 @@ def test_config_errors_name_the_setting():
     assert json.dumps(config.to_json())
 
 
-def test_outputs_are_written(data, tmp_path):
-    import keras_prompt
+def test_outputs_are_written(data, seeded):
+    """The files of the in-process seed-11 run of `_settings(jit_compile=
+    False)`."""
     from keras_prompt.prompts import read_prompt_file
 
-    task = file_task(data["train"], data["validation"])
-    result = keras_prompt.train(data["preset"], task,
-                                output_dir=str(tmp_path / "out"),
-                                **_settings(jit_compile=False))
-    output = tmp_path / "out"
+    result, output = seeded["run"], seeded["output"]
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(result["metrics"]))
     assert metrics["config"]["jit_compile"] is False

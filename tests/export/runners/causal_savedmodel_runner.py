@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the tokenizer's ops)
+from runner_reply import write_reply
 
 
 def error_text(function, **kwargs):
@@ -101,10 +102,7 @@ def main(request_path):
         )
         for name, inputs in bad.items()
     }
-    reply["imported_keras_prompt"] = "keras_prompt" in sys.modules
-    reply["imported_keras_hub"] = "keras_hub" in sys.modules
-    with open(request["output"] + ".json", "w") as file:
-        json.dump(reply, file)
+    write_reply(request, reply)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import os
 import sys
 
 import tensorflow as tf
+from runner_reply import write_reply
 from savedmodel_runner import error_text
 
 # Registers the SentencePiece ops.
@@ -99,10 +100,7 @@ def main(request_path):
         ],
     }
     reply["warmup"] = replay_warmup(request["path"], signatures)
-    reply["imported_keras_prompt"] = "keras_prompt" in sys.modules
-    reply["imported_keras_hub"] = "keras_hub" in sys.modules
-    with open(request["output"] + ".json", "w") as file:
-        json.dump(reply, file)
+    write_reply(request, reply)
 
 
 if __name__ == "__main__":

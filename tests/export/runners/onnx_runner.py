@@ -10,6 +10,7 @@ import sys
 import bad_inputs
 import numpy as np
 import onnxruntime
+from runner_reply import write_reply
 
 
 def error_text(function, *args, **kwargs):
@@ -116,10 +117,7 @@ def main(request_path):
                 )
         reply[key] = result
     reply["imported_tensorflow"] = "tensorflow" in sys.modules
-    reply["imported_keras_prompt"] = "keras_prompt" in sys.modules
-    reply["imported_keras_hub"] = "keras_hub" in sys.modules
-    with open(request["output"] + ".json", "w") as file:
-        json.dump(reply, file)
+    write_reply(request, reply)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Usage: python text_runner.py REQUEST.json
 
 import json
 import sys
+from runner_reply import write_reply
 
 
 def main(request_path):
@@ -34,10 +35,7 @@ def main(request_path):
     reply["litert"] = LiteRTPromptClient(request["tflite"]).generate(
         texts, tasks=tasks
     )
-    reply["imported_keras_prompt"] = "keras_prompt" in sys.modules
-    reply["imported_keras_hub"] = "keras_hub" in sys.modules
-    with open(request["output"] + ".json", "w") as file:
-        json.dump(reply, file)
+    write_reply(request, reply)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import warnings
 
 import bad_inputs
 import numpy as np
+from runner_reply import write_reply
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -97,10 +98,7 @@ def main(request_path):
                 runner, **{**feed, "prompts": wrong}
             )
         reply[key] = result
-    reply["imported_keras_prompt"] = "keras_prompt" in sys.modules
-    reply["imported_keras_hub"] = "keras_hub" in sys.modules
-    with open(request["output"] + ".json", "w") as file:
-        json.dump(reply, file)
+    write_reply(request, reply)
 
 
 if __name__ == "__main__":
