@@ -303,9 +303,18 @@ def test_tflite_bank_generate_equals_keras(gpt2, tflite_files):
         outputs = runner(**feed)
         return outputs["new_token_ids"], outputs["invalid_inputs"]
 
+    mixed = run(feed)[0]
     np.testing.assert_array_equal(
-        run(feed)[0], keras_continuations(model, batch, bank[list(TASKS)])
+        mixed, keras_continuations(model, batch, bank[list(TASKS)])
     )
+    # Each row alone (the fixed batch filled with copies of it) gets what
+    # it gets in the mixed batch.
+    for row in range(shape[0]):
+        alone = {key: np.repeat(value[row : row + 1], shape[0], axis=0)
+                 for key, value in feed.items()}
+        np.testing.assert_array_equal(
+            run(alone)[0], np.repeat(mixed[row : row + 1], shape[0], axis=0),
+            err_msg=f"row {row}")
     reply = _bad_rows_reply(
         run, feed, model.backbone.vocabulary_size, fixed_batch=True
     )
