@@ -14,6 +14,10 @@ import sys
 import time
 
 DEFAULT_THREADS = 2
+VECTOR_FLAGS = {
+    "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+    "amx_tile", "amx_bf16",
+}
 
 
 def load_average():
@@ -82,9 +86,15 @@ def machine_info():
             for line in file:
                 if line.startswith("model name"):
                     info["cpu_model"] = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    # The vector units the kernels choose between.
+                    info["cpu_flags"] = sorted(flags & VECTOR_FLAGS)
                     break
     except OSError:
         pass
+    # TensorFlow's kernel choice (None: its own default for the CPU).
+    info["TF_ENABLE_ONEDNN_OPTS"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     try:
         with open("/proc/meminfo") as file:
             for line in file:
@@ -127,7 +137,9 @@ def versions():
 def setup_tensorflow(threads=DEFAULT_THREADS):
     """Imports TensorFlow, pins it to `threads` CPU threads and returns it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # keras_prompt first: its CPU defaults (oneDNN) act before TensorFlow
+    # starts, as for a user who imports keras_prompt.
+    import keras_prompt  # noqa: F401
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -248,3 +260,19 @@ def ort_session(path, threads=DEFAULT_THREADS):
     return ort.InferenceSession(
         path, sess_options=options, providers=["CPUExecutionProvider"]
     )
+
+
+def matmul_gflops(tf, size=2048, calls=20):
+    """float32 matmul GFLOP/s of this process's TensorFlow (`size` x
+    `size`): the machine's state when a benchmark ran (a shared host's
+    speed drifts by tens of percent over an hour)."""
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    matmul = tf.function(tf.matmul)
+    for _ in range(3):
+        matmul(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(calls):
+        result = matmul(a, b)
+    result.numpy()
+    return 2 * size**3 / ((time.perf_counter() - start) / calls) / 1e9

@@ -217,6 +217,68 @@ def _optimum_table(emit, records):
     emit("")
 
 
+def _int8_tables(emit, records):
+    """`benchmarks/int8.py`: summary lines of the speed part, records of the
+    accuracy part (the latest of each)."""
+    speed = {(r["settings"]["config"], r["runtime"], r["graph"]): r
+             for r in records
+             if r.get("benchmark") == "int8_speed" and r.get("summary")}
+    accuracy = {(r["task"], r["runtime"]): r
+                for r in records if r.get("benchmark") == "int8_accuracy"}
+    order = {"onnxruntime": 0, "tflite": 1}
+    if speed:
+        emit("### int8 vs float32 exports: speed (`int8.py`)")
+        emit("")
+        emit("The same baked-prompt graph exported in float32 and with "
+             "`quantize=\"int8\"`, run alternately (ABBA) in one process; "
+             "batch, lengths and threads as listed in the records' settings "
+             "(defaults: batch 8 × 128 input tokens, prompt 20, 8 target / "
+             "new tokens, 2 threads). Median examples/s over the rounds.")
+        emit("")
+        emit("| model | runtime | work | float32 examples/s | int8 examples/s "
+             "| int8 / float32 | file MB float32 → int8 | int8 vs float32 "
+             "outputs | load |")
+        emit("|---|---|---|---|---|---|---|---|---|")
+        for key in sorted(speed, key=lambda k: (_config_sort(k[0]),
+                                                order.get(k[1], 9), k[2])):
+            r = speed[key]
+            if key[2] == "forward":
+                change = (f"logits max {r['max_abs_logit_diff']:.2g}, mean "
+                          f"{r['mean_abs_logit_diff']:.2g}; argmax "
+                          f"{r['argmax_agreement']:.1%} equal")
+                work = "forward"
+            else:
+                change = (f"tokens {r['token_agreement']:.1%} equal, rows "
+                          f"{r['rows_equal']:.0%}")
+                work = f"greedy {_s(r, 'new_tokens')} tokens"
+            emit(f"| {key[0]} | {key[1]} | {work} "
+                 f"| {r['float_examples_per_second']:.3g} "
+                 f"| {r['int8_examples_per_second']:.3g} | {r['ratio']:.2f}× "
+                 f"| {r['float_file_mb']:.3g} → {r['int8_file_mb']:.3g} "
+                 f"| {change} | {_load(r)} |")
+        emit("")
+    if accuracy:
+        emit("### int8 vs float32 exports: accuracy on the demo's held-out "
+             "tasks (`int8.py`)")
+        emit("")
+        emit("Prompts trained with `keras_prompt.train()` on `t5_tiny_demo` "
+             "as the quickstart trains them, exported as one bank; greedy "
+             "exact match on each task's 500 test examples through the "
+             "deployment kit's clients.")
+        emit("")
+        emit("| task | runtime | float32 accuracy % | int8 accuracy % "
+             "| change (points) | predictions unchanged | file MB float32 → "
+             "int8 |")
+        emit("|---|---|---|---|---|---|---|")
+        for key in sorted(accuracy, key=lambda k: (k[0], order.get(k[1], 9))):
+            r = accuracy[key]
+            emit(f"| {key[0]} | {key[1]} | {r['float_accuracy']:.1f} "
+                 f"| {r['int8_accuracy']:.1f} | {r['change_points']:+.1f} "
+                 f"| {r['prediction_agreement']:.1%} "
+                 f"| {r['float_file_mb']:.3g} → {r['int8_file_mb']:.3g} |")
+        emit("")
+
+
 def render(records, aggregate="best"):
     out = []
     emit = out.append
@@ -399,6 +461,7 @@ def render(records, aggregate="best"):
 
     _baseline_table(emit, measured)
     _optimum_table(emit, records)
+    _int8_tables(emit, records)
 
     # ---- prompt length --------------------------------------------- #
     plen = [r for r in measured if _kind(r) == "prompt_length"]

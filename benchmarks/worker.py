@@ -18,6 +18,7 @@ import time
 
 from benchmarks import common
 from benchmarks import configs
+from keras_prompt.utils.cpu_defaults import resolve_jit_compile
 
 
 class _Context:
@@ -168,9 +169,10 @@ def measure_train(ctx):
     model = configs.build_model(
         spec["config"], spec["prompt_length"], dropout=spec.get("dropout")
     )
-    xla = bool(spec.get("xla", True))
     spe = int(spec.get("steps_per_execution", 1))
-    model.compile(jit_compile=xla, steps_per_execution=spe)
+    # Without "xla" in the spec: compile()'s default.
+    model.compile(jit_compile=spec.get("xla", "auto"), steps_per_execution=spe)
+    xla = bool(model.jit_compile)
     vocab = configs.vocabulary_size(spec["config"])
     dataset = _train_dataset(tf, spec, vocab)
     rss_before = common.current_rss_mb()
@@ -236,7 +238,7 @@ def measure_forward(ctx):
     tf = ctx.tf
     spec = ctx.spec
     model = configs.build_model(spec["config"], spec["prompt_length"])
-    xla = bool(spec.get("xla", True))
+    xla = resolve_jit_compile(spec.get("xla", "auto"))
     vocab = configs.vocabulary_size(spec["config"])
     x, _ = configs.training_batch(
         spec["batch_size"], spec["encoder_length"], spec["decoder_length"], vocab
@@ -286,8 +288,8 @@ def measure_generate(ctx):
     decoding loop) examples/s, through the public `model.generate()`."""
     spec = ctx.spec
     model = configs.build_model(spec["config"], spec["prompt_length"])
-    xla = bool(spec.get("xla", True))
-    model.compile(jit_compile=xla)
+    model.compile(jit_compile=spec.get("xla", "auto"))
+    xla = bool(model.jit_compile)
     new_tokens = int(spec.get("new_tokens", 8))
     vocab = configs.vocabulary_size(spec["config"])
     batch = configs.generation_batch(
@@ -319,8 +321,8 @@ def measure_mixed(ctx):
     tf = ctx.tf
     spec = ctx.spec
     model = configs.build_model(spec["config"], spec["prompt_length"])
-    xla = bool(spec.get("xla", True))
-    model.compile(jit_compile=xla)
+    model.compile(jit_compile=spec.get("xla", "auto"))
+    xla = bool(model.jit_compile)
     num_tasks = int(spec.get("num_tasks", 8))
     batch_size = spec["batch_size"]
     new_tokens = int(spec.get("new_tokens", 8))
@@ -697,6 +699,54 @@ def measure_gradient_ops(ctx):
     )
 
 
+def measure_multitask_serving(ctx):
+    """Requests of several tasks served together: `requests` examples spread
+    evenly over `num_tasks` task prompts (a bank), greedy generation of
+    `new_tokens` tokens for all of them in ONE `model.generate(...,
+    tasks=...)` call (the public path; each row gathers its task's prompt).
+    `benchmarks/reference/peft_multitask.py` serves the same requests with
+    PEFT, one `set_adapter` + `generate` per task."""
+    import numpy as np
+
+    spec = ctx.spec
+    model = configs.build_model(spec["config"], spec["prompt_length"])
+    model.compile(jit_compile=spec.get("xla", "auto"))
+    requests = int(spec.get("requests", 32))
+    num_tasks = int(spec.get("num_tasks", 8))
+    new_tokens = int(spec.get("new_tokens", 8))
+    rng = np.random.default_rng(0)
+    for task in range(num_tasks):
+        model.prompt_bank.add(f"task{task}", rng.uniform(
+            -0.5, 0.5, (spec["prompt_length"], model.hidden_dim)
+        ).astype("float32"))
+    tasks = [f"task{number % num_tasks}" for number in range(requests)]
+    rng.shuffle(tasks)
+    batch = configs.generation_batch(
+        requests, spec["encoder_length"], new_tokens,
+        configs.vocabulary_size(spec["config"]))
+
+    def serve():
+        return model.generate(batch, stop_token_ids=None, tasks=tasks)
+
+    cpu_times = []
+    first, times = common.time_steps(
+        serve, int(spec.get("warmup", 2)), int(spec.get("steps", 5)),
+        cpu_times=cpu_times)
+    settings = {key: spec[key] for key in ("encoder_length", "prompt_length")}
+    settings.update(xla=bool(model.jit_compile), requests=requests,
+                    num_tasks=num_tasks, new_tokens=new_tokens,
+                    calls_per_round=1)
+    common.emit(
+        ctx.record(
+            "multitask_serving",
+            settings,
+            **_timing_fields(first, times, requests, cpu_times=cpu_times),
+            generated_shape=list(serve()["decoder_token_ids"].shape),
+            peak_rss_mb=common.peak_rss_mb(),
+        )
+    )
+
+
 KINDS = {
     "train": measure_train,
     "forward": measure_forward,
@@ -705,6 +755,7 @@ KINDS = {
     "runtimes": measure_runtimes,
     "prompt_length": measure_prompt_length,
     "gradient_ops": measure_gradient_ops,
+    "multitask_serving": measure_multitask_serving,
 }
 
 

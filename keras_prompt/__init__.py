@@ -9,7 +9,12 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from keras_prompt.utils.cpu_defaults import request_onednn  # noqa: E402
 from keras_prompt.version import __version__  # noqa: E402
+
+# TensorFlow's oneDNN CPU kernels train faster; it reads the switch only when
+# it starts, so this acts only if keras_prompt is imported first.
+request_onednn()
 
 # Public name -> module that defines it.
 _ATTRIBUTES = {

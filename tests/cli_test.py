@@ -370,3 +370,32 @@ def test_predict_input_file_without_inputs_names_it(tmp_path, content):
     with pytest.raises(DataError, match="holds no inputs") as info:
         read_inputs(args)
     assert str(path) in str(info.value)
+
+
+def test_length_buckets_flag(tmp_path, capsys):
+    """`--length-buckets auto|none|N,N,...` on train and evaluate; bad values
+    are refused before anything is loaded."""
+    from keras_prompt.cli.train_command import config_from_arguments
+
+    parser = cli.build_parser()
+    args = _train_args("no-such-preset", tmp_path / "out", "t.csv", "d.csv")
+    assert config_from_arguments(parser.parse_args(args)).length_buckets == \
+        "auto"
+    for value, expected in [("none", None), ("16,24", (16, 24))]:
+        parsed = parser.parse_args(args + ["--length-buckets", value])
+        assert config_from_arguments(parsed).length_buckets == expected
+    evaluate = parser.parse_args([
+        "evaluate", "--backbone", "b", "--prompt", "p", "--task", "rte",
+        "--length-buckets", "none"])
+    assert evaluate.length_buckets is None
+
+    with pytest.raises(SystemExit) as error:
+        cli.main(args + ["--length-buckets", "16,x"])
+    assert error.value.code == 2
+    assert ("--length-buckets: expected auto, none or comma-separated "
+            "lengths such as 64,128,256, got '16,x'") in capsys.readouterr().err
+    assert cli.main(args + ["--length-buckets", "16,64"]) == 2
+    assert ("keras-prompt train: error: length_buckets=[16, 64] is not a list "
+            "of increasing lengths from 1 to max_input_length=24.") in \
+        capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

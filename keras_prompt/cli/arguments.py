@@ -92,6 +92,20 @@ def task_from_arguments(args, labels=None):
     )
 
 
+def length_buckets(text):
+    """argparse type of `--length-buckets`: `auto`, `none`, or
+    comma-separated lengths."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto, none or comma-separated lengths such as "
+            f"64,128,256, got {text!r}"
+        )
+
+
 def add_length_arguments(parser):
     parser.add_argument(
         "--max-input-length",
@@ -105,3 +119,29 @@ def add_length_arguments(parser):
         type=positive_int,
         help="decoder tokens (default: longest label word + 1)",
     )
+    parser.add_argument(
+        "--length-buckets",
+        type=length_buckets,
+        default="auto",
+        metavar="auto|none|N,N,...",
+        help="pad each batch to the smallest of these input lengths that "
+        "holds its examples (one compiled step per length): auto (default: "
+        "at most 4, chosen from the data), none (always --max-input-length), "
+        "or lengths such as 64,128,256 (--max-input-length is added last)",
+    )
+
+
+def add_xla_arguments(parser):
+    """`--xla` / `--no-xla` into `args.jit_compile` (default `"auto"`: XLA
+    on GPUs and TPUs; on CPUs only the decoding loop)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--xla", dest="jit_compile", action="store_const", const=True,
+        help="compile steps with XLA (default: on GPUs and TPUs; on CPUs only "
+        "generation's decoding loop)",
+    )
+    group.add_argument(
+        "--no-xla", dest="jit_compile", action="store_const", const=False,
+        help="do not compile steps with XLA",
+    )
+    parser.set_defaults(jit_compile="auto")

@@ -4,6 +4,7 @@ import json
 
 from keras_prompt.cli.arguments import add_length_arguments
 from keras_prompt.cli.arguments import add_task_arguments
+from keras_prompt.cli.arguments import add_xla_arguments
 from keras_prompt.cli.arguments import positive_int
 from keras_prompt.cli.arguments import task_from_arguments
 
@@ -53,7 +54,7 @@ def add_arguments(parser):
         help="pick the label word with the highest log-likelihood instead "
         "of greedy decoding",
     )
-    parser.add_argument("--no-xla", action="store_true")
+    add_xla_arguments(parser)
     parser.add_argument(
         "--output",
         metavar="JSON",
@@ -91,8 +92,9 @@ def run(args):
         batch_size=args.batch_size,
         max_input_length=args.max_input_length,
         max_target_length=args.max_target_length,
+        length_buckets=args.length_buckets,
         max_examples=args.max_examples,
-        jit_compile=not args.no_xla,
+        jit_compile=args.jit_compile,
         output=args.output,
     )
     if args.ensemble:

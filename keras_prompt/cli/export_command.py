@@ -14,6 +14,10 @@ Examples:
     keras-prompt export --backbone t5_small_multi --mode runtime \
         --prompt-length 20 --format tflite --batch-size 1 \
         --encoder-sequence-length 128 --output tflite/
+
+    # ONNX with int8 weight matmuls for CPU serving (opt-in, approximate)
+    keras-prompt export --backbone t5_small_multi --prompt runs/rte \
+        --format onnx --quantize int8 --output onnx_int8/
 """
 
 import logging
@@ -24,6 +28,7 @@ from keras_prompt.cli.arguments import positive_int
 logger = logging.getLogger(__name__)
 
 FORMATS = ("savedmodel", "onnx", "tflite")
+QUANTIZATIONS = ("none", "int8")
 MODES = ("baked", "runtime", "bank")
 HELP = "export a SavedModel (TF Serving), ONNX or TFLite model"
 DESCRIPTION = (
@@ -218,6 +223,15 @@ def add_arguments(parser):
         default=1,
         help="TFLite fixed batch size",
     )
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default="none",
+        help="onnx/tflite, opt-in: int8 for CPU serving (dynamic "
+        "quantization: int8 weight matmuls, activations quantized at run "
+        "time; smaller files, outputs approximate: check your task's "
+        "accuracy). Default none (float32); SavedModels stay float32",
+    )
 
 
 def run(args):
@@ -237,6 +251,12 @@ def _run(args):
     from keras_prompt.prompts.prompt_file import read_prompt_file
     from keras_prompt.training.model_builder import is_causal_preset
 
+    if args.quantize != "none" and args.format == "savedmodel":
+        raise ValueError(
+            f"--quantize {args.quantize} applies to --format onnx and tflite; "
+            "SavedModels (TF Serving) stay float32. Drop --quantize, or export "
+            "--format onnx or tflite."
+        )
     entries = []
     metadatas = []
     for text in args.prompt:
@@ -333,6 +353,7 @@ def _run(args):
                     prompts=prompts,
                     graph=graph,
                     max_decode_length=args.max_decode_length,
+                    quantize=None if args.quantize == "none" else args.quantize,
                     **options[args.format],
                 )
             )

@@ -7,6 +7,7 @@ import sys
 
 from keras_prompt.cli.arguments import add_length_arguments
 from keras_prompt.cli.arguments import add_task_arguments
+from keras_prompt.cli.arguments import add_xla_arguments
 from keras_prompt.cli.arguments import positive_float
 from keras_prompt.cli.arguments import positive_int
 from keras_prompt.cli.arguments import task_from_arguments
@@ -173,9 +174,7 @@ def add_arguments(parser):
         help="TPU name or grpc:// address ('local' on a TPU VM; default: "
         "$TPU_NAME)",
     )
-    hw.add_argument(
-        "--no-xla", action="store_true", help="do not compile steps with XLA"
-    )
+    add_xla_arguments(hw)
     hw.add_argument("--steps-per-execution", type=positive_int, default=1)
     hw.add_argument(
         "--dtype",
@@ -214,6 +213,7 @@ def config_from_arguments(args):
         batch_size=args.batch_size,
         max_input_length=args.max_input_length,
         max_target_length=args.max_target_length,
+        length_buckets=args.length_buckets,
         eval_every=args.eval_every,
         eval_batch_size=args.eval_batch_size,
         max_eval_examples=args.max_eval_examples,
@@ -223,7 +223,7 @@ def config_from_arguments(args):
         keep_checkpoints=args.keep_checkpoints,
         strategy=args.strategy,
         tpu=args.tpu,
-        jit_compile=not args.no_xla,
+        jit_compile=args.jit_compile,
         steps_per_execution=args.steps_per_execution,
         dtype=args.dtype,
         seed=args.seed,

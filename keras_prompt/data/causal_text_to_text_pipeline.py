@@ -31,7 +31,8 @@ class CausalTextToTextPipeline(TextToTextPipeline):
     token, the input and the separator, right-padded with room for
     `max_target_length` generated tokens. Every shape is static
     (`sequence_length = max_input_length + max_target_length`), for XLA and
-    TPUs.
+    TPUs. With length buckets, a bucket bounds the start token, input and
+    separator, and its batches are `bucket + max_target_length` long.
 
     Args:
         tokenizer: the model's KerasHub tokenizer (with start and end
@@ -163,6 +164,21 @@ class CausalTextToTextPipeline(TextToTextPipeline):
             "input_truncated": tf.cast(in_trunc, tf.int32),
             "target_truncated": tf.cast(tgt_trunc, tf.int32),
         }
+
+    # Every sequence feature: a bucket holds the start token, the input and
+    # the separator, and the target's `max_target_length` positions follow.
+    _bucketed_keys = ("token_ids", "padding_mask", "target_ids",
+                      "target_mask", "prompt_token_ids", "prompt_padding_mask")
+
+    def _input_length(self, ex):
+        return tf.reduce_sum(ex["prompt_padding_mask"])
+
+    def _bucket_width(self, bucket):
+        return bucket + self.max_target_length
+
+    @property
+    def label_length(self):
+        return self.sequence_length
 
     @staticmethod
     def _model_batch(ex):

@@ -81,6 +81,7 @@ class CausalExportModule(ExportModule):
             },
             stop_token_ids=(self.end_token_id,),
             next_token=functools.partial(greedy_next_token, portable=True),
+            portable=True,
         )
         positions = lengths[:, None] + tf.range(max_new_tokens)[None, :]
         new_ids = tf.gather(outputs["token_ids"], positions, batch_dims=1)

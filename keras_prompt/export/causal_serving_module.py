@@ -201,38 +201,24 @@ def causal_serving_module(
     from keras_prompt.data.causal_text_to_text_pipeline import (
         CausalTextToTextPipeline,
     )
+    from keras_prompt.export.graph_functions import generation_lengths
     from keras_prompt.export.scatter_cache_writes import scatter_cache_writes
 
-    new_tokens = (
-        int(max_decode_length) - 1 if max_new_tokens is None
-        else int(max_new_tokens)
-    )
-    if new_tokens < 1:
-        raise ValueError(
-            f"`max_new_tokens` must be >= 1; got {max_new_tokens}."
-        )
     if max_input_length is None:
         max_input_length = getattr(model.preprocessor, "sequence_length", None)
+    if tokenizer is not None and max_input_length is None:
+        raise ValueError(
+            "`max_input_length` is needed for the text signature of a "
+            "model whose preprocessor has no `sequence_length`."
+        )
+    new_tokens, lengths = generation_lengths(
+        core, "generate", max_decode_length, max_new_tokens,
+        sequence_length=max_input_length if tokenizer is not None else None,
+        length_name="max_input_length",
+    )
     separator = DEFAULT_SEPARATOR if separator is None else str(separator)
-    lengths = {"max_new_tokens": new_tokens}
     pipeline = None
     if tokenizer is not None:
-        if max_input_length is None:
-            raise ValueError(
-                "`max_input_length` is needed for the text signature of a "
-                "model whose preprocessor has no `sequence_length`."
-            )
-        limit = core.max_sequence_length
-        needed = core.prompt_length + int(max_input_length) + new_tokens
-        if limit is not None and needed > limit:
-            raise ValueError(
-                f"A prompt of {core.prompt_length} positions, "
-                f"max_input_length={max_input_length} and "
-                f"max_new_tokens={new_tokens} need {needed} positions; "
-                f"{type(model.backbone).__name__} has {limit}. Lower "
-                f"max_input_length to {limit - core.prompt_length - new_tokens} "
-                "or max_new_tokens."
-            )
         pipeline = CausalTextToTextPipeline(
             tokenizer,
             int(max_input_length),

@@ -39,6 +39,16 @@ def check_graph_argument(graph):
         )
 
 
+def check_quantize_argument(quantize):
+    """Refuses a `quantize` other than `None` (float32) and `"int8"`."""
+    if quantize is None or (isinstance(quantize, str) and quantize == "int8"):
+        return
+    raise ValueError(
+        f"`quantize` must be None (float32, the default) or 'int8' (dynamic "
+        f"int8 weights for CPU serving); got {quantize!r}."
+    )
+
+
 def is_causal_core(core):
     """Whether `core` is a decoder-only model's `CausalExportModule`."""
     from keras_prompt.export.causal_export_module import CausalExportModule
@@ -117,7 +127,8 @@ def check_family_arguments(causal, causal_only, t5_only):
 
 
 def generation_lengths(
-    core, graph, max_decode_length, max_new_tokens=None, sequence_length=None
+    core, graph, max_decode_length, max_new_tokens=None, sequence_length=None,
+    length_name="sequence_length",
 ):
     """The length `graph_function` takes and the lengths an export records.
 
@@ -126,6 +137,8 @@ def generation_lengths(
     positions); a backbone with learned positions (GPT-2) must fit the
     prompt, the input columns (`sequence_length`, at least one when the
     graph's length is dynamic) and the new tokens of `"generate"`.
+    `length_name` is what the caller calls `sequence_length` (the errors'
+    fixes name it).
 
     Returns:
         `(length, {name: value})`.
@@ -160,13 +173,13 @@ def generation_lengths(
         room = limit - core.prompt_length
         fixes = []
         if sequence_length and room - generated >= 1:
-            fixes.append(f"sequence_length <= {room - generated}")
+            fixes.append(f"{length_name} <= {room - generated}")
         if graph == "generate" and room - columns >= 1:
             fixes.append(f"max_new_tokens <= {room - columns}")
         fixes.append("a shorter prompt")
         raise ValueError(
             f"A prompt of {core.prompt_length} positions, "
-            + (f"{columns} input columns" if sequence_length else "an input")
+            + (f"{length_name}={columns}" if sequence_length else "an input")
             + (f" and {new_tokens} new tokens" if generated else "")
             + f" need {needed} positions; "
             f"{type(core.model.backbone).__name__} has {limit} learned "

@@ -117,6 +117,9 @@ def export_metadata(model, resolved, export_format, **extra):
         "keras_prompt_version": __version__,
         "tensorflow_version": tf.__version__,
         "tensorflow_text_version": tf_text_version,
+        # "int8": dynamically quantized weight matmuls (ONNX and LiteRT
+        # only, opt-in); `None`: float32 throughout.
+        "quantization": None,
     }
     if is_causal(model):
         metadata["model_type"] = "causal_lm"

@@ -13,6 +13,7 @@ from keras_prompt.export.export_error import ExportError
 from keras_prompt.export.export_prompts import ExportPrompts
 from keras_prompt.export.graph_functions import check_family_arguments
 from keras_prompt.export.graph_functions import check_graph_argument
+from keras_prompt.export.graph_functions import check_quantize_argument
 from keras_prompt.export.graph_functions import generation_lengths
 from keras_prompt.export.graph_functions import graph_function
 from keras_prompt.export.graph_functions import io_specs
@@ -147,6 +148,7 @@ def export_onnx(
     max_decode_length=32,
     opset=DEFAULT_OPSET,
     max_new_tokens=None,
+    quantize=None,
 ):
     """Exports the forward pass or greedy decoding of a prompted T5 or
     decoder-only model to ONNX.
@@ -191,6 +193,18 @@ def export_onnx(
     prompt or without one. The clients in `export/` check their inputs
     first and name the bad one.
 
+    `quantize="int8"` (opt-in, for CPU serving) writes the graph with
+    dynamic int8 quantization of its weight matmuls, those of the decoding
+    loop and a tied LM head included: int8 weights (7-bit range) with one
+    scale per output column, activations quantized at run time with one
+    scale per tensor (onnxruntime's `quantize_dynamic`; see
+    `onnx_quantization`). Embedding lookups, norms and attention stay
+    float32. Inputs, outputs and `invalid_inputs` are those of the float32
+    graph; outputs are approximate: logits move by a few hundredths on
+    average, a near-tie can pick another token, and a row's result can move
+    slightly with the other rows of its batch. The description records
+    `"quantization": "int8"` (`null` for float32).
+
     The file is written atomically and only after it passes `onnx.checker`,
     has exactly the expected inputs (a captured eager tensor would appear
     as a dangling extra input), only standard ONNX ops, and opens and runs
@@ -210,14 +224,17 @@ def export_onnx(
         opset: ONNX opset.
         max_new_tokens: decoder-only models: tokens generated per row
             (generate); refused for T5.
+        quantize: `None` (float32, the default) or `"int8"`.
 
     Returns:
         `path`.
 
     Raises:
-        ValueError: an argument of the other model kind, or (GPT-2) a
-            prompt and `max_new_tokens` beyond the backbone's positions.
-        ExportError: the conversion or its validation failed.
+        ValueError: an argument of the other model kind, a `quantize`
+            other than `None`/`"int8"`, or (GPT-2) a prompt and
+            `max_new_tokens` beyond the backbone's positions.
+        ExportError: the conversion, the quantization or the validation
+            failed.
 
     Example:
     ```python
@@ -225,6 +242,12 @@ def export_onnx(
         model, "bank_generate.onnx", mode="bank",
         prompts={"rte": "rte.safetensors", "sst2": "sst2.safetensors"},
         graph="generate", max_decode_length=8,
+    )
+    # The same graph with int8 weight matmuls, for CPU serving.
+    keras_prompt.export.export_onnx(
+        model, "bank_generate_int8.onnx", mode="bank",
+        prompts={"rte": "rte.safetensors", "sst2": "sst2.safetensors"},
+        graph="generate", max_decode_length=8, quantize="int8",
     )
     ```
     """
@@ -234,8 +257,10 @@ def export_onnx(
     # Erfc (exact GELU), SelectV2, and XlaDynamicUpdateSlice: the cache
     # writes of the decoder-only models' cached layers.
     from keras_prompt.export.onnx_op_handlers import CUSTOM_OP_HANDLERS
+    from keras_prompt.export.onnx_quantization import quantize_onnx_model
 
     check_graph_argument(graph)
+    check_quantize_argument(quantize)
     causal = metadata_lib.is_causal(model)
     check_family_arguments(causal, {"max_new_tokens": max_new_tokens}, {})
     resolved = ExportPrompts.from_model(model, mode, prompts)
@@ -258,6 +283,7 @@ def export_onnx(
         inputs=[spec.name for spec in specs],
         outputs=outputs,
         task_input="int32 task id" if mode == "bank" else None,
+        quantization=quantize,
         **lengths,
     )
     description["invalid_inputs_flags"] = describe_flags()
@@ -289,7 +315,10 @@ def export_onnx(
                 model.detokenizer.detokenizer_proto
             ).decode("ascii")
         onnx.helper.set_model_props(model_proto, props)
-        onnx.save(model_proto, temp_path)
+        if quantize:
+            quantize_onnx_model(model_proto, temp_path, display_name=path)
+        else:
+            onnx.save(model_proto, temp_path)
         validate_onnx(
             temp_path,
             [spec.name for spec in specs],
@@ -297,5 +326,11 @@ def export_onnx(
             smoke_feed=smoke_feed(specs),
             display_name=path,
         )
-    logger.info("Exported %s-mode ONNX %s graph to %s.", mode, graph, path)
+    logger.info(
+        "Exported %s-mode %sONNX %s graph to %s.",
+        mode,
+        "int8 " if quantize else "",
+        graph,
+        path,
+    )
     return path

@@ -153,16 +153,20 @@ class _ServingModule(tf.Module):
             self.detokenizer = detokenizer.graph_detokenizer()
 
     # ---- prompts ---------------------------------------------------- #
+    def _prompt_spec(self):
+        """The examples' prompts, float32 `[B, P, H]`."""
+        return tf.TensorSpec(
+            [None, self.core.prompt_length, self.core.hidden_dim],
+            tf.float32,
+            name="prompts",
+        )
+
     def _extra_spec(self):
         core = self.core
         if core.mode == "bank":
             return tf.TensorSpec([None], tf.string, name="task")
         if core.mode == "runtime":
-            return tf.TensorSpec(
-                [None, core.prompt_length, core.hidden_dim],
-                tf.float32,
-                name="prompts",
-            )
+            return self._prompt_spec()
         return None
 
     def _prompts(self, batch_size, extra):
@@ -419,14 +423,6 @@ class _ServingModule(tf.Module):
             "prompt_labels": prompt_labels,
             "label_scores": label_scores,
         }
-
-    def _prompt_spec(self):
-        """The examples' prompts, float32 `[B, P, H]`."""
-        return tf.TensorSpec(
-            [None, self.core.prompt_length, self.core.hidden_dim],
-            tf.float32,
-            name="prompts",
-        )
 
     def _shared_generate(self, ids_spec, length):
         """`core.greedy_generate` (of `length`) as one `tf.function` over

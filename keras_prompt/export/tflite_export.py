@@ -13,6 +13,7 @@ from keras_prompt.export.export_error import ExportError
 from keras_prompt.export.export_prompts import ExportPrompts
 from keras_prompt.export.graph_functions import check_family_arguments
 from keras_prompt.export.graph_functions import check_graph_argument
+from keras_prompt.export.graph_functions import check_quantize_argument
 from keras_prompt.export.graph_functions import generation_lengths
 from keras_prompt.export.graph_functions import graph_function
 from keras_prompt.export.graph_functions import io_specs
@@ -46,6 +47,7 @@ def export_tflite(
     max_decode_length=32,
     sequence_length=None,
     max_new_tokens=None,
+    quantize=None,
 ):
     """Exports a fixed-shape forward or greedy-decoding graph to LiteRT.
 
@@ -72,6 +74,15 @@ def export_tflite(
     is not right-padded is flagged 16 and answered with pad ids / NaN
     logits).
 
+    `quantize="int8"` (opt-in, for CPU serving) converts with LiteRT's
+    dynamic-range quantization (`tf.lite.Optimize.DEFAULT`, no
+    representative dataset): int8 weights, activations quantized at run
+    time row by row (a row's result does not depend on the other rows),
+    still builtin ops only. The converter keeps weights of fewer than
+    1,024 values in float32. Inputs, outputs and `invalid_inputs` are those
+    of the float32 graph; outputs are approximate. The description records
+    `"quantization": "int8"` (`null` for float32).
+
     A JSON description (task names, lengths, special ids) is written next
     to the model as `<path>.json`. The model is converted, loaded in an
     interpreter and run once before it is moved into place atomically.
@@ -95,14 +106,16 @@ def export_tflite(
             to the preprocessor's `sequence_length`.
         max_new_tokens: decoder-only models: tokens generated per row
             (generate).
+        quantize: `None` (float32, the default) or `"int8"`.
 
     Returns:
         `path`.
 
     Raises:
         ValueError: a missing length, an argument of the other model kind,
-            or (GPT-2) a prompt, `sequence_length` and `max_new_tokens`
-            beyond the backbone's learned positions.
+            a `quantize` other than `None`/`"int8"`, or (GPT-2) a prompt,
+            `sequence_length` and `max_new_tokens` beyond the backbone's
+            learned positions.
         ExportError: the conversion or its check run failed.
 
     Example:
@@ -112,9 +125,16 @@ def export_tflite(
         graph="generate", batch_size=1, encoder_sequence_length=64,
         max_decode_length=8,
     )
+    # The same graph with int8 weights, for CPU serving.
+    keras_prompt.export.export_tflite(
+        model, "rte_generate_int8.tflite", mode="baked",
+        prompts="rte.safetensors", graph="generate", batch_size=1,
+        encoder_sequence_length=64, max_decode_length=8, quantize="int8",
+    )
     ```
     """
     check_graph_argument(graph)
+    check_quantize_argument(quantize)
     causal = metadata_lib.is_causal(model)
     check_family_arguments(
         causal,
@@ -191,6 +211,9 @@ def export_tflite(
             [concrete], core
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize:
+            # Without a representative dataset: dynamic-range quantization.
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
         content = converter.convert()
     except Exception as error:
         raise ExportError(
@@ -226,6 +249,7 @@ def export_tflite(
         batch_size=int(batch_size),
         inputs=[spec.name for spec in specs],
         outputs=output_names(graph, causal),
+        quantization=quantize,
         **lengths,
     )
     description["invalid_inputs_flags"] = describe_flags()
@@ -248,8 +272,9 @@ def export_tflite(
         with open(temp_path, "wb") as file:
             file.write(content)
     logger.info(
-        "Exported %s-mode TFLite %s graph (%d bytes) to %s.",
+        "Exported %s-mode %sTFLite %s graph (%d bytes) to %s.",
         mode,
+        "int8 " if quantize else "",
         graph,
         len(content),
         path,

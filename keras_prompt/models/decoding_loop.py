@@ -69,6 +69,7 @@ def decode_tokens(
     pad_id=0,
     start_index=0,
     end_positions=None,
+    compile_loop=False,
 ):
     """Autoregressive decoding with a cache, one position per iteration.
 
@@ -103,6 +104,12 @@ def decode_tokens(
             may generate (a per-row token budget, so that a row's output
             does not depend on the other rows' lengths); a row ends there
             as at a stop token.
+        compile_loop: run the loop as one XLA computation even when the
+            caller is not compiled. A step is hundreds of small ops whose
+            per-op cost XLA removes, while the large matmuls before the loop
+            (the encoder, a prefill) are faster on TensorFlow's CPU kernels
+            for large models. Exported graphs leave it off (they must hold
+            plain TensorFlow ops).
 
     Returns:
         `(token_ids, padding_mask)`: int32 and bool `[batch, length]`; the
@@ -161,10 +168,17 @@ def decode_tokens(
         token_ids = ops.where(write, ops.expand_dims(chosen, 1), token_ids)
         return index + 1, token_ids, stop_position, cache
 
-    _, token_ids, stop_position, _ = ops.while_loop(
-        cond,
-        body,
-        (ops.convert_to_tensor(start_index, "int32"), token_ids, no_stop, cache),
+    def run(start_index, token_ids, cache):
+        return ops.while_loop(
+            cond, body, (start_index, token_ids, no_stop, cache)
+        )
+
+    if compile_loop:
+        import tensorflow as tf
+
+        run = tf.function(run, jit_compile=True, autograph=False)
+    _, token_ids, stop_position, _ = run(
+        ops.convert_to_tensor(start_index, "int32"), token_ids, cache
     )
     padding_mask = ops.less_equal(
         ops.expand_dims(positions, 0), ops.expand_dims(stop_position, 1)

@@ -208,7 +208,9 @@ class PromptedCausalLM(SoftPromptMixin, keras_hub.models.CausalLM):
         tokenizer = getattr(self.preprocessor, "tokenizer", None)
         return int(getattr(tokenizer, "pad_token_id", None) or 0)
 
-    def generate_step(self, inputs, stop_token_ids=None, *, next_token=None):
+    def generate_step(
+        self, inputs, stop_token_ids=None, *, next_token=None, portable=False
+    ):
         """Generates a batch with the prompt and keras-prompt's one cached
         decoding loop.
 
@@ -222,6 +224,10 @@ class PromptedCausalLM(SoftPromptMixin, keras_hub.models.CausalLM):
             stop_token_ids: tuple of ids that end a row, or `None`.
             next_token: `fn(logits) -> int32 ids`; defaults to the compiled
                 KerasHub sampler.
+            portable: no XLA (for exports, which also trace the cache writes
+                as scatters, `keras_prompt.export.scatter_cache_writes`).
+                Otherwise the decoding loop runs under XLA if
+                `compile_decoding_loop` is set (by `compile()`).
 
         Returns:
             dict with `token_ids` (int32, the pad id after each row's first
@@ -262,6 +268,7 @@ class PromptedCausalLM(SoftPromptMixin, keras_hub.models.CausalLM):
             pad_id=self.pad_id(),
             start_index=ops.maximum(shortest - 1, 0),
             end_positions=inputs.get("end_positions"),
+            compile_loop=self.compile_decoding_loop and not portable,
         )
         return {"token_ids": ids, "padding_mask": mask}
 

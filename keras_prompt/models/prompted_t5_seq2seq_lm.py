@@ -315,8 +315,10 @@ class PromptedT5Seq2SeqLM(SoftPromptMixin, keras_hub.models.Seq2SeqLM):
             stop_token_ids: tuple of ids that end a row, or `None`.
             next_token: `fn(logits) -> int32 ids`; defaults to the compiled
                 KerasHub sampler (`keras_prompt.models.decoding_loop`).
-            portable: use only ops that tf2onnx and TFLite convert (for
-                exports; same results).
+            portable: use only ops that tf2onnx and TFLite convert, and no
+                XLA (for exports; same results). Otherwise the decoding loop
+                runs under XLA if `compile_decoding_loop` is set (by
+                `compile()`).
 
         Returns:
             dict with `decoder_token_ids` (int32; padding after each row's
@@ -346,6 +348,7 @@ class PromptedT5Seq2SeqLM(SoftPromptMixin, keras_hub.models.Seq2SeqLM):
             stop_token_ids=stop_token_ids,
             next_token=next_token or sampler_next_token(self.sampler),
             pad_id=PAD_ID,
+            compile_loop=self.compile_decoding_loop and not portable,
         )
         return {
             "decoder_token_ids": token_ids,

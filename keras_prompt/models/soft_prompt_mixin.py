@@ -7,6 +7,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 from keras import ops
+from tensorflow.python.framework.config import is_op_determinism_enabled
 
 from keras_prompt import initializers
 from keras_prompt.layers.prompt_layer import PromptLayer
@@ -16,6 +17,8 @@ from keras_prompt.layers.residual_prompt_reparameterization import (
 from keras_prompt.layers.residual_prompt_reparameterization import (
     ResidualPromptReparameterization,
 )
+from keras_prompt.layers.sixteen_bit_dropout import use_sixteen_bit_dropout
+from keras_prompt.utils.cpu_defaults import resolve_jit_compile
 from keras_prompt.prompts import prompt_file
 from keras_prompt.prompts.prompt_bank import PromptBank
 
@@ -54,9 +57,11 @@ class SoftPromptMixin:
         reparameterization,
         bottleneck_size,
     ):
-        """Freezes `backbone` in place and builds the prompt layer; returns
-        the functional graph's token inputs (`TOKEN_INPUTS`)."""
+        """Freezes `backbone` in place (its dropout drawing 16-bit masks,
+        `SixteenBitDropout`) and builds the prompt layer; returns the
+        functional graph's token inputs (`TOKEN_INPUTS`)."""
         backbone.trainable = False
+        use_sixteen_bit_dropout(backbone)
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.prompt_initializer = prompt_initializer
@@ -100,6 +105,7 @@ class SoftPromptMixin:
         if not hasattr(self, "generate_function"):
             self.generate_function = None
             self.sampler = keras_hub.samplers.GreedySampler()
+            self.compile_decoding_loop = False
         self._score_function = None
         self.prompt_bank = PromptBank(
             self.prompt_length, self.hidden_dim, self.backbone_fingerprint
@@ -245,15 +251,28 @@ class SoftPromptMixin:
             weighted_metrics: `"auto"` gives token accuracy.
             sampler: the `generate()` sampler; greedy by default.
             **kwargs: see `keras.Model.compile` (e.g. `steps_per_execution`).
-                `jit_compile` defaults to `True` (Keras's `"auto"` turns XLA
-                off on CPU-only machines, where it still makes training and
-                cached generation several times faster) unless running
-                eagerly. Keras cannot compile with XLA while TensorFlow op
+                `jit_compile` defaults to `"auto"`: XLA on GPUs and TPUs;
+                on CPUs TensorFlow's own (oneDNN) kernels, which train as
+                fast as XLA there with less memory, while `generate()`
+                still runs its decoding loop, hundreds of small ops per
+                step, under XLA (`compile_decoding_loop`; see
+                `keras_prompt.utils.cpu_defaults`). Eager runs never
+                compile. Keras cannot compile with XLA while TensorFlow op
                 determinism is enabled: then `model.jit_compile` is `False`,
                 and a warning says so if `jit_compile=True` was asked for.
         """
         requested = kwargs.get("jit_compile")
-        kwargs.setdefault("jit_compile", not kwargs.get("run_eagerly"))
+        kwargs["jit_compile"] = (
+            False if kwargs.get("run_eagerly")
+            else resolve_jit_compile(kwargs.get("jit_compile", "auto"))
+        )
+        # XLA unless it was turned off: on CPU ("auto") the encoder or the
+        # prefill runs on TensorFlow's kernels and only the loop under XLA.
+        self.compile_decoding_loop = (
+            requested is not False
+            and not kwargs.get("run_eagerly")
+            and not is_op_determinism_enabled()
+        )
         if optimizer == "auto":
             from keras_prompt.optimizers import Adafactor
 

@@ -64,6 +64,40 @@ def mixed_batch(task_names, per_task=4, split="test"):
     return [row for group in zip(*columns) for row in group]
 
 
+def training_config(steps=300, prompt_length=20, batch_size=32,
+                    learning_rate=0.3, prompt_initializer="class_labels",
+                    seed=0):
+    """The quickstart's `TrainConfig` for a held-out demo task: validation
+    by rank classification six times per run, one checkpoint, quiet, and
+    the run's output directory replaced on a re-run.
+
+    Example:
+    ```python
+    keras_prompt.train("t5_tiny_demo", "demo_mood", output_dir="runs/mood",
+                       config=training_config(steps=300))
+    ```
+    """
+    import keras_prompt
+
+    return keras_prompt.TrainConfig(
+        prompt_length=prompt_length,
+        prompt_initializer=prompt_initializer,
+        learning_rate=learning_rate,
+        steps=steps,
+        batch_size=batch_size,
+        max_input_length=baselines.ENCODER_LENGTH,
+        eval_every=max(1, steps // 6),
+        eval_batch_size=baselines.EVAL_BATCH_SIZE,
+        rank_classification=True,
+        checkpoint_every=steps,
+        tensorboard=False,
+        verbose=0,
+        # The quickstart owns its output directory: a re-run replaces it.
+        overwrite=True,
+        seed=seed,
+    )
+
+
 def run_quickstart(
     output,
     preset=baselines.DEMO_PRESET,
@@ -91,21 +125,9 @@ def run_quickstart(
         f"layers, vocabulary {backbone.vocabulary_size}; weights sha256 "
         f"{before[:16]}..."
     )
-    config = keras_prompt.TrainConfig(
-        prompt_length=prompt_length,
-        prompt_initializer=prompt_initializer,
-        learning_rate=learning_rate,
-        steps=steps,
-        batch_size=batch_size,
-        max_input_length=baselines.ENCODER_LENGTH,
-        eval_every=max(1, steps // 6),
-        eval_batch_size=baselines.EVAL_BATCH_SIZE,
-        rank_classification=True,
-        checkpoint_every=steps,
-        tensorboard=False,
-        verbose=0,
-        # The quickstart owns its output directory: a re-run replaces it.
-        overwrite=True,
+    config = training_config(
+        steps=steps, prompt_length=prompt_length, batch_size=batch_size,
+        learning_rate=learning_rate, prompt_initializer=prompt_initializer,
     )
     results = {}
     prompt_files = {}

@@ -12,6 +12,7 @@ from keras_prompt.training.prompt_checkpoint import PromptCheckpoint
 from keras_prompt.training.seeding import seed_random_layers
 from keras_prompt.training.strategy import resolve_strategy
 from keras_prompt.training.task_evaluator import TaskEvaluator
+from keras_prompt.training.token_crossentropy import TokenCrossentropy
 from keras_prompt.training.train import train
 from keras_prompt.training.train_config import TrainConfig
 from keras_prompt.training.training_error import TrainingError

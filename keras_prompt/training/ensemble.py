@@ -187,7 +187,8 @@ def ensemble(
     max_target_length=None,
     max_examples=None,
     rank_classification=None,
-    jit_compile=True,
+    jit_compile="auto",
+    length_buckets="auto",
     return_predictions=False,
     output=None,
 ):
@@ -239,7 +240,10 @@ def ensemble(
             highest-scoring label word instead of its greedy output.
             `mean-logprob` always scores the label words (`False` is
             refused).
-        jit_compile: compile with XLA (for a model built here).
+        jit_compile: compile with XLA: `"auto"`, True or False, as in
+            `evaluate()` (for a model built here).
+        length_buckets: the lengths batches are padded to, as in
+            `evaluate()` (`"auto"`, a list, or `None`).
         return_predictions: also return each example's predictions.
         output: optional JSON file for the result (written atomically).
 
@@ -270,6 +274,7 @@ def ensemble(
     ```
     """
     from keras_prompt.data import resolve_task
+    from keras_prompt.data.length_buckets import resolve_length_buckets
     from keras_prompt.training.evaluate import prepare_evaluation
     from keras_prompt.training.task_evaluator import TaskEvaluator
     from keras_prompt.training.train import write_json_atomically
@@ -285,6 +290,8 @@ def ensemble(
             "classification); rank_classification=False asks for greedy "
             "votes: use method='vote', or leave rank_classification unset."
         )
+    resolve_length_buckets(length_buckets, max_input_length,
+                           error=TrainingError)
     scoring = method == "mean-logprob" or bool(rank_classification)
     task = resolve_task(task)
     if getattr(task, "label_words", None) is None:
@@ -298,13 +305,13 @@ def ensemble(
         model, backbone, task, split=split, data_dir=data_dir,
         max_input_length=max_input_length,
         max_target_length=max_target_length, max_examples=max_examples,
-        jit_compile=jit_compile)
+        jit_compile=jit_compile, length_buckets=length_buckets)
     num_prompts, num_labels = len(values), len(task.label_words)
     evaluator = TaskEvaluator(
         _EnsembleRows(model, values), task, pipeline,
         batch_size=num_prompts * batch_size, rank_classification=scoring)
 
-    ensemble_labels, prompt_labels, gold = [], [], []
+    ensemble_labels, prompt_labels, gold, indices = [], [], [], []
     for batch in pipeline.evaluation_dataset(
             examples, batch_size, num_examples=stats["num_examples"]):
         keep = batch["is_padding"].numpy() == 0
@@ -331,9 +338,13 @@ def ensemble(
         ensemble_labels.append(chosen[keep])
         prompt_labels.append(labels[:, keep])
         gold.append(batch["label"].numpy()[keep])
-    ensemble_labels = np.concatenate(ensemble_labels).astype(np.int64)
-    prompt_labels = np.concatenate(prompt_labels, axis=1).astype(np.int64)
-    gold = np.concatenate(gold).astype(np.int64)
+        indices.append(batch["index"].numpy()[keep])
+    # Length buckets batch the examples out of order.
+    order = np.argsort(np.concatenate(indices), kind="stable")
+    ensemble_labels = np.concatenate(ensemble_labels).astype(np.int64)[order]
+    prompt_labels = np.concatenate(prompt_labels, axis=1).astype(
+        np.int64)[:, order]
+    gold = np.concatenate(gold).astype(np.int64)[order]
 
     extra = evaluator.extra_columns(examples) if task.extra_keys else {}
 

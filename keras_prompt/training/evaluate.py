@@ -50,12 +50,14 @@ def load_model_with_prompt(backbone, prompt=None, preprocessor=None):
 
 def prepare_evaluation(model, backbone, task, *, split, data_dir,
                        max_input_length, max_target_length, max_examples,
-                       jit_compile):
+                       jit_compile, length_buckets="auto"):
     """Compiles `model` if it was built here (not the caller's `backbone`
-    object, which keeps its compile settings) and returns the pipeline, the
-    examples of `task`'s `split` and their stats (one tokenizing pass)."""
+    object, which keeps its compile settings) and returns the pipeline
+    (batching by `length_buckets`, `"auto"` from the split's own input
+    lengths), the examples of `task`'s `split` and their stats (one
+    tokenizing pass)."""
     if model is not backbone:
-        model.compile(jit_compile=bool(jit_compile))
+        model.compile(jit_compile=jit_compile)
     if model.preprocessor is None:
         raise TrainingError("The backbone has no tokenizer; use a preset "
                             "with one or pass preprocessor=.")
@@ -63,7 +65,9 @@ def prepare_evaluation(model, backbone, task, *, split, data_dir,
     examples = task.load(split, data_dir=data_dir)
     if max_examples:
         examples = examples.take(int(max_examples))
-    return pipeline, examples, pipeline.stats(examples)
+    stats = pipeline.stats(examples)
+    pipeline.use_length_buckets(length_buckets, examples)
+    return pipeline, examples, stats
 
 
 def evaluate(
@@ -79,7 +83,8 @@ def evaluate(
     max_target_length=None,
     max_examples=None,
     rank_classification=False,
-    jit_compile=True,
+    jit_compile="auto",
+    length_buckets="auto",
     output=None,
 ):
     """Evaluate a prompt on a task split.
@@ -105,8 +110,15 @@ def evaluate(
             free-form tasks to their targets' `max_target_length`).
         max_examples: evaluate on at most this many examples.
         rank_classification: score label words instead of decoding.
-        jit_compile: compile with XLA (for a model built here; a
-            `PromptedT5Seq2SeqLM` passed in keeps its own setting).
+        length_buckets: the lengths evaluation batches are padded to:
+            `"auto"` (the default; at most 4 lengths chosen from the split's
+            input lengths, see `TrainConfig.length_buckets`), a list of
+            lengths, or `None` (every batch padded to `max_input_length`).
+            The metrics do not depend on it: each example's outputs are
+            those it gets padded to the maximum, in the examples' order.
+        jit_compile: compile with XLA: `"auto"` (on GPUs and TPUs; on CPUs
+            only the decoding loop), True or False (for a model built here;
+            a prompted model passed in keeps its own setting).
         output: optional JSON file for the metrics (written atomically).
 
     Returns:
@@ -120,17 +132,21 @@ def evaluate(
                                     data_dir="~/tfds")
     ```
     """
+    from keras_prompt.data.length_buckets import resolve_length_buckets
     from keras_prompt.training.task_evaluator import check_evaluation_mode
 
     task = resolve_task(task)
-    # Before the model loads: a free-form task cannot be rank-classified.
+    # Before the model loads: a free-form task cannot be rank-classified,
+    # and the buckets must fit max_input_length.
     check_evaluation_mode(task, rank_classification)
+    resolve_length_buckets(length_buckets, max_input_length,
+                           error=TrainingError)
     model, metadata = load_model_with_prompt(backbone, prompt, preprocessor)
     pipeline, examples, stats = prepare_evaluation(
         model, backbone, task, split=split, data_dir=data_dir,
         max_input_length=max_input_length,
         max_target_length=max_target_length, max_examples=max_examples,
-        jit_compile=jit_compile)
+        jit_compile=jit_compile, length_buckets=length_buckets)
     from keras_prompt.training.task_evaluator import TaskEvaluator
 
     evaluator = TaskEvaluator(model, task, pipeline, batch_size=batch_size,

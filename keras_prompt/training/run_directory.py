@@ -24,6 +24,10 @@ RUN_DIRECTORIES = ("checkpoints", "backup", "logs")
 # what it trains: a resumed run may change them (a preempted TPU run often
 # comes back on a TPU with another address).
 UNTRACKED_SETTINGS = ("verbose", "overwrite", "tpu")
+# Settings added after runs were recorded without them, with the value that
+# does what those runs did: an unfinished run recorded before a setting
+# existed resumes when that value is passed.
+LATER_SETTINGS = {"length_buckets": None}
 
 
 def write_json_atomically(path, data):
@@ -208,6 +212,9 @@ def check_run_ownership(output_dir, identity, overwrite):
     backup, or from step 0 when none was written yet) and otherwise refuses,
     unless `overwrite` lets it replace the run there. A run is finished once
     `metrics.json` exists: it is written last, after the best prompt.
+    A run recorded before a setting of `LATER_SETTINGS` existed is compared
+    as if it had that setting's listed value (`length_buckets=None`: a run
+    started before length buckets resumes with `length_buckets=None`).
     Reads only; `claim_output_dir` acts on the decision.
 
     Args:
@@ -229,6 +236,12 @@ def check_run_ownership(output_dir, identity, overwrite):
         stored = None
     if not isinstance(stored, dict):
         stored = None
+    older = []
+    if stored is not None and isinstance(stored.get("config"), dict):
+        older = [name for name in LATER_SETTINGS
+                 if name not in stored["config"]]
+        stored["config"].update({name: LATER_SETTINGS[name]
+                                 for name in older})
     finished = METRICS_FILE in present
     if stored == identity and not finished:
         return "resume"
@@ -246,6 +259,13 @@ def check_run_ownership(output_dir, identity, overwrite):
         )
     state = "finished" if finished else "unfinished"
     if stored != identity:
+        older = [name for name in older
+                 if identity["config"].get(name) != LATER_SETTINGS[name]]
+        if older and not finished:
+            settings = ", ".join(f"{name}={LATER_SETTINGS[name]!r}"
+                                 for name in older)
+            fix = (f"It was recorded before {', '.join(older)} existed and "
+                   f"ran with {settings}: pass that to resume it. " + fix)
         raise TrainingError(
             f"output_dir '{output_dir}' holds another, {state} training run: "
             f"its {RUN_CONFIG_FILE} differs in "

@@ -124,7 +124,8 @@ class TaskEvaluator:
         return columns
 
     def predict(self, examples, num_examples=None):
-        """Predict every example.
+        """Predict every example (in the order of `examples`, whatever
+        order the pipeline's length buckets batch them in).
 
         Returns:
             dict with `predictions` (label indices, -1 = no label word; for
@@ -135,7 +136,7 @@ class TaskEvaluator:
         """
         ds = self.pipeline.evaluation_dataset(examples, self.batch_size,
                                               num_examples=num_examples)
-        predictions, labels, texts = [], [], []
+        predictions, labels, texts, indices = [], [], [], []
         for batch in ds:
             keep = batch["is_padding"].numpy() == 0
             inputs = {key: batch[key] for key in self.pipeline.model_input_keys}
@@ -148,10 +149,13 @@ class TaskEvaluator:
             predictions.append(preds[keep])
             labels.append(batch["label"].numpy()[keep])
             texts.extend(t for t, k in zip(batch_texts, keep) if k)
+            indices.append(batch["index"].numpy()[keep])
+        # Length buckets batch the examples out of order.
+        order = np.argsort(np.concatenate(indices), kind="stable")
         out = {
-            "predictions": np.concatenate(predictions).astype(np.int64),
-            "labels": np.concatenate(labels).astype(np.int64),
-            "texts": texts,
+            "predictions": np.concatenate(predictions).astype(np.int64)[order],
+            "labels": np.concatenate(labels).astype(np.int64)[order],
+            "texts": [texts[i] for i in order],
         }
         if not self.task.extra_keys:
             return out

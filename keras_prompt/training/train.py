@@ -35,11 +35,14 @@ from keras_prompt.training.task_evaluator import TaskEvaluator
 from keras_prompt.training.task_evaluator import check_evaluation_mode
 from keras_prompt.training.train_config import TrainConfig
 from keras_prompt.training.train_config import resolve_initial_prompt
+from keras_prompt.training.token_crossentropy import TokenCrossentropy
 from keras_prompt.training.training_error import TrainingError
 from keras_prompt.training.validation_callback import ValidationCallback
 from keras_prompt.training.xla_replica_step import (
     install_xla_replica_train_step,
 )
+from keras_prompt.utils.cpu_defaults import resolve_jit_compile
+from keras_prompt.utils.cpu_defaults import warn_if_onednn_off
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +136,11 @@ def train(
     the prompt, optimizer and dropout-seed state lets a preempted run resume
     where it stopped when the same call is repeated. TensorBoard logs go to
     `output_dir/logs`.
+
+    Batches are padded to a few length buckets chosen from the training
+    split's input lengths (`length_buckets="auto"`, see `TrainConfig`), one
+    static shape per bucket, in an order that depends on the seed only; each
+    example's loss is the one it has padded to `max_input_length`.
 
     A run owns its output directory. It records what identifies it (the
     backbone, the task and the settings; see `run_identity`) in
@@ -266,6 +274,14 @@ def train(
             bottleneck_size=config.bottleneck_size,
             seed=config.seed, dtype=policy, prompt=initial_values)
         seed_random_layers(model, config.seed)
+        if model.preprocessor is None:
+            raise TrainingError(
+                "The backbone has no tokenizer (preprocessor); use a preset "
+                "or checkpoint directory that includes one, or pass "
+                "preprocessor=."
+            )
+        pipeline = build_pipeline(model, task, config.max_input_length,
+                                  config.max_target_length)
         optimizer = config.optimizer
         if optimizer is None:
             from keras_prompt.optimizers import Adafactor
@@ -274,33 +290,33 @@ def train(
         elif callable(optimizer) and not isinstance(
                 optimizer, keras.optimizers.Optimizer):
             optimizer = optimizer()
-        # Mean over all target positions of the global batch: the same loss
-        # (and gradient) whatever the number of replicas.
-        loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="sum_over_batch_size")
-        replica_xla = config.jit_compile and replicas > 1 and not on_tpu
+        # Mean over all target positions of the global batch padded to the
+        # maximum: the same loss (and gradient) whatever the number of
+        # replicas and the length bucket.
+        loss = TokenCrossentropy(pipeline.label_length)
+        jit_compile = resolve_jit_compile(config.jit_compile)
+        replica_xla = jit_compile and replicas > 1 and not on_tpu
         model.compile(
             optimizer=optimizer, loss=loss,
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(
                 name="token_accuracy")],
-            jit_compile=config.jit_compile and replicas == 1 and not on_tpu,
+            jit_compile=jit_compile and replicas == 1 and not on_tpu,
             steps_per_execution=config.steps_per_execution)
     # What really runs: Keras turns XLA off under TensorFlow op determinism
     # (`compile()` warns); TPUs always compile; several replicas compile per
     # replica.
     xla = bool(on_tpu or replica_xla or model.jit_compile)
-    if model.preprocessor is None:
-        raise TrainingError(
-            "The backbone has no tokenizer (preprocessor); use a preset or "
-            "checkpoint directory that includes one, or pass preprocessor=."
-        )
+    if not on_tpu:
+        warn_if_onednn_off()
 
     # === Pipelines ===
-    pipeline = build_pipeline(model, task, config.max_input_length,
-                              config.max_target_length)
     train_stats = pipeline.stats(train_examples)
     _check_split(train_stats, "train", task, batch_size)
     _log_truncation("train", train_stats)
+    # From the training split's input lengths (its `stats()` pass); the
+    # validation batches use the same buckets.
+    length_buckets = pipeline.use_length_buckets(config.length_buckets,
+                                                 train_examples)
     val_stats = None
     if val_examples is not None:
         val_stats = pipeline.stats(val_examples)
@@ -396,6 +412,7 @@ def train(
     settings = config.to_json()
     settings.update({
         "max_target_length": pipeline.max_target_length,
+        "length_buckets": list(length_buckets) if length_buckets else None,
         "strategy": strategy_name(strategy),
         "num_replicas": replicas,
         "jit_compile": xla,

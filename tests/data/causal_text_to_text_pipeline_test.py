@@ -347,7 +347,8 @@ def test_evaluation_batches_hold_the_prompt_with_room(
     # `num_examples` given: no counting pass over the data.
     ds = pipeline.evaluation_dataset(examples, batch_size=2, num_examples=5)
     spec = ds.element_spec
-    assert set(spec) == {"token_ids", "padding_mask", "label", "is_padding"}
+    assert set(spec) == {"token_ids", "padding_mask", "label", "index",
+                         "is_padding"}
     assert spec["token_ids"].shape == (2, SEQUENCE_LENGTH)
     assert spec["padding_mask"].shape == (2, SEQUENCE_LENGTH)
     batches = list(ds)
@@ -493,3 +494,62 @@ def test_batches_train_a_prompted_causal_lm(pipelines, examples):
     np.testing.assert_allclose(
         loss["token_accuracy"], hits.sum() / w.numpy().sum(), atol=1e-6
     )
+
+
+def test_length_buckets_cut_whole_sequences_and_keep_the_loss(
+    pipelines, examples
+):
+    """A bucket bounds start + input + separator; its batches are
+    `bucket + max_target_length` long, every sequence feature cut alike.
+    The model's logits on real positions and the training loss equal those
+    of the batch padded to the maximum."""
+    from keras_prompt.training.token_crossentropy import TokenCrossentropy
+
+    pipeline = pipelines["gpt2"]
+
+    def batches():
+        return list(pipeline.training_dataset(
+            examples, batch_size=1, shuffle=False, repeat=False))
+
+    plain = batches()
+    try:
+        # Prefix lengths 10, 10, 12, 10 (and 10 unlabeled).
+        assert pipeline.use_length_buckets([10], examples) == (10, 12)
+        assert pipeline.label_length == SEQUENCE_LENGTH
+        bucketed = batches()
+        evaluation = list(pipeline.evaluation_dataset(examples, 2))
+    finally:
+        pipeline.use_length_buckets(None)
+    assert [x["token_ids"].shape[1] for x, _, _ in bucketed] == [
+        14, 14, 16, 14]
+    backbone = keras_hub.models.CausalLM.from_preset(
+        os.path.join(FIXTURES, "gpt2")).backbone
+    model = PromptedCausalLM(backbone, None, prompt_length=2, seed=0)
+    reference = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction="sum_over_batch_size")
+    loss = TokenCrossentropy(pipeline.label_length)
+    for (x, y, w), (px, py, pw) in zip(bucketed, plain):
+        width = x["token_ids"].shape[1]
+        for key in x:
+            np.testing.assert_array_equal(x[key], px[key][:, :width])
+            # Beyond the bucket: padding (GPT-2's pad id is 0).
+            assert not px[key][:, width:].numpy().any()
+        np.testing.assert_array_equal(y, py[:, :width])
+        np.testing.assert_array_equal(w, pw[:, :width])
+        assert not pw[:, width:].numpy().any()
+        logits = np.asarray(model.forward(x))
+        padded_logits = np.asarray(model.forward(px))
+        real = x["padding_mask"].numpy()[0].astype(bool)
+        np.testing.assert_allclose(
+            logits[0, real], padded_logits[0, :width][real], atol=1e-5)
+        np.testing.assert_allclose(
+            (_cross_entropy(logits, y.numpy()) * w.numpy()).sum(),
+            (_cross_entropy(padded_logits, py.numpy()) * pw.numpy()).sum(),
+            atol=1e-5)
+        np.testing.assert_allclose(
+            float(loss(y, logits, w)),
+            float(reference(py, padded_logits, pw)), atol=1e-6)
+    # Evaluation: bucket 10 (4 examples, 2 batches), then bucket 12.
+    assert [b["token_ids"].shape[1] for b in evaluation] == [14, 14, 16]
+    assert [b["index"].numpy().tolist() for b in evaluation] == [
+        [0, 1], [3, 4], [2, -1]]

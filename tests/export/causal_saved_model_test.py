@@ -202,7 +202,7 @@ def test_texts_never_fail_on_a_token_id():
 def test_export_time_refusals(tmp_path):
     model = _model("gpt2")
     limit = model.family.max_sequence_length
-    with pytest.raises(ValueError, match="need .* positions.*Lower"):
+    with pytest.raises(ValueError, match="need .* positions.*Use max_input_length <="):
         export_saved_model(
             model, tmp_path, mode="runtime", max_new_tokens=NEW_TOKENS,
             max_input_length=limit)

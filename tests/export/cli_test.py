@@ -214,3 +214,60 @@ def test_argument_errors(export_setup, tmp_path, capsys):
         )
         assert status == 2, extra
         assert message in capsys.readouterr().err
+
+
+def test_onnx_int8_generate(export_setup, loaded_from_memory, tmp_path):
+    import onnx
+
+    from keras_prompt.cli import build_parser
+    from keras_prompt.export.onnx_export import METADATA_KEY
+
+    args = build_parser().parse_args(
+        ["export", "--backbone", "b", "--output", "o", "--format", "onnx"]
+    )
+    assert args.quantize == "none"
+    status = _main(
+        [
+            "export",
+            "--backbone",
+            "tiny",
+            "--prompt",
+            export_setup["files"]["rte"],
+            "--format",
+            "onnx",
+            "--graph",
+            "generate",
+            "--quantize",
+            "int8",
+            "--output",
+            str(tmp_path),
+            "--max-decode-length",
+            str(MAX_DECODE_LENGTH),
+        ]
+    )
+    assert status == 0
+    model = onnx.load(tmp_path / "keras_prompt_generate.onnx")
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    assert json.loads(props[METADATA_KEY])["quantization"] == "int8"
+    (loop,) = [node for node in model.graph.node if node.op_type == "Loop"]
+    body = next(a.g for a in loop.attribute if a.name == "body")
+    assert "MatMulInteger" in {node.op_type for node in body.node}
+
+
+def test_int8_savedmodel_is_refused(tmp_path, capsys):
+    status = _main(
+        [
+            "export",
+            "--backbone",
+            "unused",
+            "--quantize",
+            "int8",
+            "--output",
+            str(tmp_path),
+        ]
+    )
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "--quantize int8 applies to --format onnx and tflite" in error
+    assert "SavedModels (TF Serving) stay float32" in error
+    assert os.listdir(tmp_path) == []

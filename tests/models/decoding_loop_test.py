@@ -170,3 +170,40 @@ def test_decoding_follows_the_dtype_policy():
     context, cache = decoder.init_cache(encoder_outputs, mask, 5)
     logits, cache = decoder.step(ops.zeros((2,), "int32"), 0, cache, context)
     assert logits.dtype == "float32" and cache[0].dtype == "bfloat16"
+
+
+def _compiled(function_def):
+    attr = function_def.attr
+    return "_XlaMustCompile" in attr and attr["_XlaMustCompile"].b
+
+
+def _xla_calls(concrete_function):
+    """Names of the functions a traced graph calls with XLA (at any depth)."""
+    return [function.name
+            for function in concrete_function.graph._functions.values()
+            if _compiled(function.cached_definition)]
+
+
+def test_on_cpu_auto_runs_only_the_loop_under_xla():
+    """`compile()`'s "auto" leaves the model on TensorFlow's kernels on this
+    CPU machine and compiles the decoding loop with XLA; `jit_compile=False`
+    compiles nothing; the ids are the same."""
+    backbone = make_tiny_backbone()
+    batch = make_token_batch(batch_size=3, decoder_length=6)
+    batch["decoder_padding_mask"][:, 1:] = 0
+    outputs, graphs = {}, {}
+    for mode in ("xla", "loop", "none"):
+        model = PromptedT5Seq2SeqLM(backbone, prompt_length=2, seed=0)
+        model.compile(jit_compile={"xla": True, "loop": "auto", "none": False}[mode])
+        outputs[mode] = model.generate(batch, stop_token_ids=None)
+        inputs = {k: tf.constant(v, tf.int32) for k, v in batch.items()}
+        graphs[mode] = model.generate_function.get_concrete_function(
+            inputs, stop_token_ids=None)
+    assert not _compiled(graphs["loop"].function_def)
+    assert _compiled(graphs["xla"].function_def)
+    assert model.compile_decoding_loop is False  # the last: "none"
+    assert len(_xla_calls(graphs["loop"])) == 1
+    assert _xla_calls(graphs["none"]) == []
+    for mode in ("loop", "none"):
+        np.testing.assert_array_equal(outputs[mode]["decoder_token_ids"],
+                                      outputs["xla"]["decoder_token_ids"])

@@ -203,9 +203,11 @@ def test_generate_equals_greedy_argmax_of_forward(tied, tied_model, untied_model
     np.testing.assert_array_equal(generated["decoder_token_ids"], expected)
 
 
-def test_xla_is_the_default_and_generates_the_same_ids(untied_model):
+def test_default_compilation_generates_the_same_ids(untied_model):
+    """On CPU the default ("auto") is TensorFlow's kernels with the decoding
+    loop under XLA."""
     model = make_model(tied=False)
-    assert model.jit_compile is True
+    assert model.jit_compile is False and model.compile_decoding_loop
     inputs = generation_inputs(make_token_batch(), 7)
     np.testing.assert_array_equal(
         model.generate(inputs, stop_token_ids=None)["decoder_token_ids"],

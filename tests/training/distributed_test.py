@@ -1,8 +1,9 @@
 """Equality of prompts across strategies, XLA, and preemption + resume.
 
 All runs share one configuration (tiny T5, dropout 0, 12 steps of a global
-batch of 4, no validation so prompt.safetensors is the final prompt) and are
-compared with one in-process single-device reference run.
+batch of 4 in two length buckets, no validation so prompt.safetensors is the
+final prompt) and are compared with one in-process single-device reference
+run.
 """
 
 import json
@@ -40,7 +41,10 @@ def _config(workspace, output, **overrides):
                   label_column="label", labels="positive,negative"),
         prompt_length=4,
         prompt_initializer="random_uniform", steps=STEPS, batch_size=4,
-        max_input_length=24, eval_every=4, checkpoint_every=2,
+        # Inputs of 21 to 27 tokens: batches of 24 and of 32 positions, in
+        # the same order in every process and after a resume.
+        max_input_length=32, length_buckets=[24], eval_every=4,
+        checkpoint_every=2,
         jit_compile=False, tensorboard=False, strategy="auto", verbose=0,
         seed=3)
     config.update(overrides)
@@ -113,6 +117,7 @@ def reference(workspace):
     result = _train(_config(workspace, workspace["root"] / "reference"))
     prompt = result["final_prompt"]
     assert result["metrics"]["steps"] == STEPS
+    assert result["metrics"]["config"]["length_buckets"] == [24, 32]
     # Training moved the prompt far beyond the tolerances used below.
     saved = result["model"].get_prompt()
     np.testing.assert_array_equal(saved, prompt)

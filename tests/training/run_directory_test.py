@@ -290,3 +290,32 @@ def test_run_identity_tells_backbone_weights_apart(data):
                         config.replace(seed=6)) != identity
     assert run_identity(data["preset"], data["task"], config)["backbone"] == \
         data["preset"]
+
+
+def test_a_run_recorded_before_length_buckets_resumes_without_them(tmp_path):
+    """An unfinished run whose run_config.json predates `length_buckets`
+    padded every batch to the maximum: it resumes with
+    `length_buckets=None`, and the default ("auto") says so."""
+    from keras_prompt.training import TrainConfig
+    from keras_prompt.training.run_directory import check_run_ownership
+    from keras_prompt.training.run_directory import run_identity
+
+    task = file_task(str(tmp_path / "train.csv"))
+    config = TrainConfig(**SETTINGS).validate()
+    old = run_identity("preset", task, config.replace(length_buckets=None))
+    del old["config"]["length_buckets"]
+    (tmp_path / "run_config.json").write_text(json.dumps(old))
+    (tmp_path / "backup").mkdir()
+    resumed = run_identity("preset", task, config.replace(length_buckets=None))
+    assert check_run_ownership(str(tmp_path), resumed, False) == "resume"
+    with pytest.raises(TrainingError) as error:
+        check_run_ownership(str(tmp_path), run_identity("preset", task, config),
+                            False)
+    assert ("differs in config.length_buckets (None there, 'auto' here). It "
+            "was recorded before length_buckets existed and ran with "
+            "length_buckets=None: pass that to resume it.") in str(error.value)
+    # Its own other settings still count.
+    with pytest.raises(TrainingError, match="config.steps"):
+        check_run_ownership(str(tmp_path), run_identity(
+            "preset", task, config.replace(length_buckets=None, steps=7)),
+            False)

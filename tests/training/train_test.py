@@ -177,6 +177,13 @@ def test_config_errors_name_the_setting():
         ({"prompt_initializer": "text"}, "needs init_text"),
         ({"strategy": "gpu"}, "strategy must be one of"),
         ({"eval_every": 10, "steps_per_execution": 3}, "must divide"),
+        ({"length_buckets": "short"}, "length_buckets must be 'auto', None "
+         "(pad to max_input_length) or a list of lengths, got 'short'."),
+        ({"length_buckets": [64, 512]}, "length_buckets=[64, 512] is not a "
+         "list of increasing lengths from 1 to max_input_length=256. Use "
+         "increasing whole numbers"),
+        ({"max_input_length": 32, "length_buckets": [16, 48]},
+         "from 1 to max_input_length=32"),
     ]:
         with pytest.raises(TrainingError) as error:
             TrainConfig().replace(**changes).validate()
@@ -185,6 +192,9 @@ def test_config_errors_name_the_setting():
         TrainConfig().replace(step=3)
     config = TrainConfig(steps=5).validate()
     assert config.to_json()["steps"] == 5
+    assert config.length_buckets == "auto"
+    assert TrainConfig(length_buckets=(64, 128)).validate().to_json()[
+        "length_buckets"] == (64, 128)
     assert json.dumps(config.to_json())
 
 
@@ -197,6 +207,8 @@ def test_outputs_are_written(data, seeded):
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(result["metrics"]))
     assert metrics["config"]["jit_compile"] is False
+    # The automatic length buckets of inputs of 21 to 24 tokens.
+    assert metrics["config"]["length_buckets"] == [24]
     assert metrics["best"]["step"] in (3, 6)
     prompt, metadata = read_prompt_file(output / "prompt.safetensors")
     assert metadata["task"] == "custom" and int(metadata["training_steps"]) == \
