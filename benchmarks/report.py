@@ -279,20 +279,154 @@ def _int8_tables(emit, records):
         emit("")
 
 
+VS_PEFT_WORK = {
+    "train": "training step, batch 8 × (128 + 8) tokens, dropout 0.1",
+    "forward": "forward logits, batch 8",
+    "generate_b8": "greedy 8 new tokens, batch 8",
+    "generate_b32": "greedy 8 new tokens, batch 32",
+    "multitask": "32 requests of 8 tasks: one `generate(tasks=...)` (earlier run)",
+    "multitask_keras": "32 requests of 8 tasks: one `generate(tasks=...)`",
+    "multitask_onnxruntime": "32 requests of 8 tasks: the ONNX bank graph",
+}
+
+
+def _vs_peft_table(emit, records):
+    """`benchmarks/vs_peft.py` summary lines (the latest per part)."""
+    parts = {(r["variant"], r["part"]): r for r in records
+             if r.get("benchmark") == "vs_peft"}
+    if not parts:
+        return
+    emit("### keras-prompt vs PyTorch + PEFT (`vs_peft.py`)")
+    emit("")
+    emit("Each side in its own processes, alternating (ABBA), median "
+         "examples/s over the rounds; t5-small size, random weights, 128 "
+         "input tokens, prompt 20, float32, 2 threads. Ours with the "
+         "defaults a user gets. PEFT serves several tasks one adapter per "
+         "`generate` call. Matmul GFLOP/s: 2-thread 2048² before → after the "
+         "part, TensorFlow / PyTorch (the shared host's speed).")
+    emit("")
+    emit("| work | keras-prompt | PEFT | ratio | per round (ours; PEFT) "
+         "| peak RSS MB (ours; PEFT) | matmul GFLOP/s TF; torch |")
+    emit("|---|---|---|---|---|---|---|")
+    order = list(VS_PEFT_WORK)
+    for key in sorted(parts, key=lambda k: (k[0], order.index(k[1])
+                                            if k[1] in order else 99)):
+        r = parts[key]
+        rates = r.get("matmul_gflops") or {}
+        before, after = rates.get("before") or {}, rates.get("after") or {}
+
+        def rate(side):
+            values = [before.get(side), after.get(side)]
+            return " → ".join(f"{v:.0f}" if v else "?" for v in values)
+
+        work = VS_PEFT_WORK.get(key[1], key[1])
+        if key[0] != "t5":
+            work += f" ({key[0]})"
+        emit(f"| {work} | {r['keras_prompt_examples_per_second']:.3g} "
+             f"| {r['peft_examples_per_second']:.3g} | {r['ratio']:.2f}× "
+             f"| {', '.join(f'{v:.3g}' for v in r['keras_prompt_per_round'])}; "
+             f"{', '.join(f'{v:.3g}' for v in r['peft_per_round'])} "
+             f"| {r['keras_prompt_peak_rss_mb']:.0f}; {r['peft_peak_rss_mb']:.0f} "
+             f"| {rate('tensorflow')}; {rate('torch')} |")
+    emit("")
+
+
+def _bucketing_table(emit, records):
+    """`benchmarks/bucketing.py speed` summary lines (the latest)."""
+    summaries = [r for r in records if r.get("benchmark") == "bucketing_speed"]
+    if not summaries:
+        return
+    r = summaries[-1]
+    lengths = r.get("input_lengths") or {}
+    emit("### Length buckets vs padding to the maximum vs PEFT's "
+         "pad-to-longest (`bucketing.py speed`)")
+    emit("")
+    emit(f"`keras_prompt.train()` end to end on an SST-2-like length "
+         f"distribution ({r['config']}, batch {r['batch_size']}, prompt "
+         f"{r['prompt_length']}, max_input_length 256; input lengths "
+         + ", ".join(f"{k} {v}" for k, v in lengths.items()
+                     if not isinstance(v, (list, dict)))
+         + "), and PEFT with `DataCollatorForSeq2Seq`-style padding to the "
+         f"longest input of each batch; separate processes, alternating, "
+         f"median over {r['rounds']} rounds.")
+    emit("")
+    emit("| run | examples/s | per round |")
+    emit("|---|---|---|")
+    names = {"buckets": "keras-prompt, length buckets (default)",
+             "max": "keras-prompt, padded to max_input_length",
+             "peft": "PEFT, padded to the longest in each batch"}
+    for side in ("buckets", "max", "peft"):
+        emit(f"| {names[side]} | {r['examples_per_second'][side]:.3g} "
+             f"| {', '.join(f'{v:.3g}' for v in r['per_round'][side])} |")
+    emit("")
+    emit(f"Buckets / PEFT {r['buckets_over_peft']:.2f}×, buckets / max "
+         f"{r['buckets_over_max']:.2f}×, max / PEFT {r['max_over_peft']:.2f}×.")
+    emit("")
+
+
+# Issue 13's acceptance, as ratios against the reference measured in the
+# same run: vs_peft part -> the least ours / PEFT.
+RATIO_TARGETS = {
+    "train": 1.3,
+    "generate_b8": 1.4,
+    "generate_b32": 1.2,
+    "multitask_keras": 3.0,
+    "multitask_onnxruntime": 3.0,
+}
+
+
+def _ratio_targets(emit, records):
+    """Issue 13's targets against PEFT, from `vs_peft.py` and
+    `bucketing.py` summary lines (the latest of each)."""
+    parts = {r["part"]: r for r in records
+             if r.get("benchmark") == "vs_peft" and r.get("variant") == "t5"}
+    buckets = [r for r in records if r.get("benchmark") == "bucketing_speed"]
+    if not parts and not buckets:
+        return
+    emit("### Targets against PEFT, measured in the same run")
+    emit("")
+    emit("| target | measured | met |")
+    emit("|---|---|---|")
+    for part, target in RATIO_TARGETS.items():
+        if part in parts:
+            ratio = parts[part]["ratio"]
+            emit(f"| {VS_PEFT_WORK[part]} ≥ {target}× PEFT | {ratio:.2f}× "
+                 f"| {'yes' if ratio >= target else 'no'} |")
+    if "train" in parts:
+        r = parts["train"]
+        ours, peft = r["keras_prompt_peak_rss_mb"], r["peft_peak_rss_mb"]
+        emit(f"| training peak RSS ≤ PEFT's | {ours:.0f} vs {peft:.0f} MB "
+             f"| {'yes' if ours <= peft else 'no'} |")
+    if buckets:
+        ratio = buckets[-1]["buckets_over_peft"]
+        emit(f"| SST-2-like lengths, length buckets ≥ 2× PEFT pad-to-longest "
+             f"| {ratio:.2f}× | {'yes' if ratio >= 2 else 'no'} |")
+    emit("")
+
+
+def _load_values(load):
+    """A record's load averages: a dict of them, or one number."""
+    if isinstance(load, dict):
+        return list(load.values())
+    return [] if load is None else [load]
+
+
 def render(records, aggregate="best"):
     out = []
     emit = out.append
-    measured = [r for r in records if "settings" in r and r.get("benchmark") != "error"]
+    # `vs_peft.py`'s processes are summarized by its own table.
+    measured = [r for r in records if "settings" in r
+                and r.get("benchmark") != "error" and r.get("suite") != "vs_peft"]
     errors = [r for r in records if r.get("benchmark") in ("error", "runtime_error")]
     suites = [r for r in records if r.get("benchmark") == "suite"]
 
     # ---- header ---------------------------------------------------- #
-    machine = next((r["machine"] for r in measured if r.get("machine")), {})
-    versions = next((r["versions"] for r in measured if r.get("versions")), {})
+    machine = next((r["machine"] for r in records if r.get("machine")), {})
+    versions = next((r["versions"] for r in records if r.get("versions")), {})
     loads = [
         v
         for r in measured
-        for v in (r.get("load_average_1m") or {}).values()
+        for v in _load_values(r.get("load_average_1m"))
         if isinstance(v, (int, float))
     ]
     for suite in suites:
@@ -301,8 +435,10 @@ def render(records, aggregate="best"):
              f"{suite.get('failures')} failures).")
     emit("")
     emit(
-        f"Machine: {machine.get('cpu_model', '?')}, {machine.get('cpu_count', '?')} "
-        f"cores, {machine.get('memory_gb', '?')} GB; "
+        f"Machine: {machine.get('cpu_model', '?')} "
+        f"({' '.join(machine.get('cpu_flags') or []) or 'flags not recorded'}), "
+        f"{machine.get('cpu_count', '?')} cores, {machine.get('memory_gb', '?')} "
+        f"GB; TF_ENABLE_ONEDNN_OPTS={machine.get('TF_ENABLE_ONEDNN_OPTS')}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items() if v)
         + "."
     )
@@ -462,6 +598,8 @@ def render(records, aggregate="best"):
     _baseline_table(emit, measured)
     _optimum_table(emit, records)
     _int8_tables(emit, records)
+    _vs_peft_table(emit, records)
+    _bucketing_table(emit, records)
 
     # ---- prompt length --------------------------------------------- #
     plen = [r for r in measured if _kind(r) == "prompt_length"]
@@ -516,10 +654,10 @@ def render(records, aggregate="best"):
         emit("")
 
     # ---- targets --------------------------------------------------- #
-    emit("### Targets (t5-small-sized, original layout)")
-    emit("")
-    emit("| target | measured | met |")
-    emit("|---|---|---|")
+    _ratio_targets(emit, records)
+    target_rows = []
+    outer_emit = emit
+    emit = target_rows.append
 
     def best(items):
         return _pick(items, "best")
@@ -567,6 +705,14 @@ def render(records, aggregate="best"):
              f"({_median(ort):.3g} vs {_median(saved):.3g} examples/s) "
              f"| {'yes' if value >= TARGETS['onnx_over_savedmodel'] else 'no'} |")
     emit("")
+    emit = outer_emit
+    if any(row.startswith("|") for row in target_rows):
+        emit("### Targets (t5-small-sized, original layout)")
+        emit("")
+        emit("| target | measured | met |")
+        emit("|---|---|---|")
+        out.extend(row for row in target_rows if row)
+        emit("")
     if errors:
         emit("Errors:")
         for r in errors:

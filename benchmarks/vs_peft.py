@@ -18,7 +18,7 @@ threads, float32:
 | `train` | `model.fit`, batch 8, 128 + 8 tokens, prompt 20, dropout 0.1, Adafactor 0.3 | the same with `transformers` Adafactor 0.3 |
 | `forward` | teacher-forced logits, batch 8 | the same under `inference_mode` |
 | `generate` | `model.generate()`, greedy, 8 new tokens, batch 8 and 32 | `generate(min_new_tokens=max_new_tokens=8)` |
-| `multitask` | 32 requests of 8 tasks in one `generate(tasks=...)` | one `set_adapter` + `generate` per task |
+| `multitask` | 32 requests of 8 tasks in one batch: `generate(tasks=...)` (`multitask_keras`) and the exported bank graph in ONNX Runtime (`multitask_onnxruntime`) | one `set_adapter` + `generate` per task |
 
 Prints one JSON line per process and one `vs_peft` line per part with the
 medians of both sides over the rounds and their ratio (ours / PEFT:
@@ -72,14 +72,15 @@ def parts(variant, batch_sizes):
              "--gen-tokens", "8", "--warmup", "2", "--steps", "6", *shapes],
         ))
     if variant == "t5":
-        result.append((
-            "multitask",
-            dict(kind="multitask_serving", config=config, requests=32,
-                 num_tasks=8, warmup=2, steps=5),
-            [MULTITASK_SCRIPT, "--requests", "32", "--tasks", "8",
-             "--prompt-len", "20", "--src-len", "128", "--gen-tokens", "8",
-             "--warmup", "2", "--steps", "5", "--threads", "2"],
-        ))
+        for runtime in ("keras", "onnxruntime"):
+            result.append((
+                f"multitask_{runtime}",
+                dict(kind="multitask_serving", config=config, requests=32,
+                     num_tasks=8, warmup=2, steps=5, runtime=runtime),
+                [MULTITASK_SCRIPT, "--requests", "32", "--tasks", "8",
+                 "--prompt-len", "20", "--src-len", "128", "--gen-tokens",
+                 "8", "--warmup", "2", "--steps", "5", "--threads", "2"],
+            ))
     return result
 
 

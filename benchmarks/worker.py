@@ -444,7 +444,8 @@ def measure_runtimes(ctx):
     tf = ctx.tf
     spec = ctx.spec
     model = configs.build_model(spec["config"], spec["prompt_length"])
-    model.compile(jit_compile=True)
+    model.compile()  # as a user gets it (jit_compile="auto")
+    xla = bool(model.jit_compile)
     new_tokens = int(spec.get("new_tokens", 8))
     max_decode_length = new_tokens + 1
     batch_size = spec["batch_size"]
@@ -501,13 +502,15 @@ def measure_runtimes(ctx):
             if runtime == "keras":
                 if "forward" in graphs:
                     inputs = _to_tensors(tf, x)
-                    forward = _forward_function(tf, model, True)
+                    forward = _forward_function(tf, model, xla)
                     run("keras", "forward", lambda: forward(inputs),
-                        lambda r: r.numpy(), {"xla": True})
+                        lambda r: r.numpy(), {"xla": xla})
                 if "generate" in graphs:
                     run("keras", "generate",
                         lambda: model.generate(gen, stop_token_ids=None)["decoder_token_ids"],
-                        None, {"xla": True, "decoding": "cached (one loop)"})
+                        None, {"xla": xla,
+                               "compile_decoding_loop": model.compile_decoding_loop,
+                               "decoding": "cached (one loop)"})
             elif runtime == "savedmodel":
                 path = export.export_saved_model(
                     model, workdir, mode="baked", model_name="bench",
@@ -714,34 +717,62 @@ def measure_multitask_serving(ctx):
     requests = int(spec.get("requests", 32))
     num_tasks = int(spec.get("num_tasks", 8))
     new_tokens = int(spec.get("new_tokens", 8))
+    runtime = spec.get("runtime", "keras")
     rng = np.random.default_rng(0)
-    for task in range(num_tasks):
-        model.prompt_bank.add(f"task{task}", rng.uniform(
+    bank = {
+        f"task{task}": rng.uniform(
             -0.5, 0.5, (spec["prompt_length"], model.hidden_dim)
-        ).astype("float32"))
-    tasks = [f"task{number % num_tasks}" for number in range(requests)]
-    rng.shuffle(tasks)
+        ).astype("float32")
+        for task in range(num_tasks)
+    }
+    task_ids = np.arange(requests, dtype="int32") % num_tasks
+    rng.shuffle(task_ids)
     batch = configs.generation_batch(
         requests, spec["encoder_length"], new_tokens,
         configs.vocabulary_size(spec["config"]))
+    settings = {key: spec[key] for key in ("encoder_length", "prompt_length")}
+    settings.update(runtime=runtime, requests=requests, num_tasks=num_tasks,
+                    new_tokens=new_tokens, calls_per_round=1)
+    if runtime == "keras":
+        for name, prompt in bank.items():
+            model.prompt_bank.add(name, prompt)
+        tasks = [f"task{number}" for number in task_ids]
+        settings.update(xla=bool(model.jit_compile))
 
-    def serve():
-        return model.generate(batch, stop_token_ids=None, tasks=tasks)
+        def serve():
+            return model.generate(
+                batch, stop_token_ids=None, tasks=tasks)["decoder_token_ids"]
+    elif runtime == "onnxruntime":
+        # The bank exported as ONNX Runtime serves it: the same loop, the
+        # task id an input.
+        import keras_prompt.export as export
+
+        path = os.path.join(tempfile.mkdtemp(prefix="keras_prompt_bench_"),
+                            "bank_generate.onnx")
+        export.export_onnx(model, path, mode="bank", prompts=bank,
+                           graph="generate", max_decode_length=new_tokens + 1)
+        session = common.ort_session(path, ctx.threads)
+        feed = {
+            "encoder_token_ids": batch["encoder_token_ids"],
+            "encoder_padding_mask": batch["encoder_padding_mask"],
+            "task": task_ids,
+        }
+
+        def serve():
+            return session.run(["token_ids"], feed)[0]
+    else:
+        raise ValueError(f"unknown runtime {runtime!r}")
 
     cpu_times = []
     first, times = common.time_steps(
         serve, int(spec.get("warmup", 2)), int(spec.get("steps", 5)),
         cpu_times=cpu_times)
-    settings = {key: spec[key] for key in ("encoder_length", "prompt_length")}
-    settings.update(xla=bool(model.jit_compile), requests=requests,
-                    num_tasks=num_tasks, new_tokens=new_tokens,
-                    calls_per_round=1)
     common.emit(
         ctx.record(
             "multitask_serving",
             settings,
             **_timing_fields(first, times, requests, cpu_times=cpu_times),
-            generated_shape=list(serve()["decoder_token_ids"].shape),
+            generated_shape=list(np.shape(serve())),
             peak_rss_mb=common.peak_rss_mb(),
         )
     )
