@@ -228,9 +228,3 @@ class CausalTextToTextPipeline(TextToTextPipeline):
                 "max_target_length."
             )
         return [[int(i) for i in row] for row in target.to_list()]
-
-    def encode_label_words(self, label_words):
-        raise NotImplementedError(
-            "A decoder-only model scores label words as continuations: use "
-            "`label_token_ids()`."
-        )

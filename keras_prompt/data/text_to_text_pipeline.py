@@ -458,28 +458,18 @@ class TextToTextPipeline:
 
     def label_token_ids(self, label_words):
         """Each label word's target token ids (end token included), as the
-        model scores them in rank classification."""
-        _, _, targets, target_mask = self.encode_label_words(label_words)
-        return [
-            [int(t) for t, keep in zip(row, keep_row) if keep]
-            for row, keep_row in zip(targets.numpy(), target_mask.numpy())
-        ]
-
-    def encode_label_words(self, label_words):
-        """Decoder inputs/targets for each label word (rank classification).
-
-        Returns:
-            `(decoder_token_ids, decoder_padding_mask, target_ids,
-            target_mask)`, each `[num_labels, max_target_length]`.
-        """
+        model scores them in rank classification: packed as training packs
+        targets, so a word longer than `max_target_length` is refused."""
         ids = self._tokenize_graph(tf.constant(list(label_words), tf.string))
-        full, full_mask, truncated = self._pack(
-            ids, self.max_target_length + 1, start=True)
+        targets, target_mask, truncated = self._pack(
+            ids, self.max_target_length, start=False)
         if bool(tf.reduce_any(truncated)):
             raise DataError(
                 f"A label word of {list(label_words)} is longer than "
                 f"max_target_length={self.max_target_length} tokens; raise "
                 "max_target_length."
             )
-        return (full[:, :-1], full_mask[:, :-1], full[:, 1:],
-                tf.cast(full_mask[:, 1:], tf.float32))
+        return [
+            [int(t) for t, keep in zip(row, keep_row) if keep]
+            for row, keep_row in zip(targets.numpy(), target_mask.numpy())
+        ]

@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 
+@keras.saving.register_keras_serializable(package="keras_prompt")
 class TokenCrossentropy(keras.losses.SparseCategoricalCrossentropy):
     """Sparse cross-entropy from logits, weighted by the target mask, summed
     and divided by `batch_size * label_length`.

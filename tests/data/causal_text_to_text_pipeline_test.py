@@ -401,8 +401,6 @@ def test_label_token_ids_and_lengths(family, tokenizers, pipelines):
         "separator": "\nAnswer:",
         "target_prefix": " ",
     }
-    with pytest.raises(NotImplementedError, match="label_token_ids"):
-        default.encode_label_words(["cat"])
     # With no target prefix, the words as given.
     bare = CausalTextToTextPipeline(tokenizer, MAX_INPUT, 3, target_prefix="")
     assert _ids(tokenizer, "cat") != cat

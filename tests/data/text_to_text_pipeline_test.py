@@ -113,17 +113,24 @@ def test_bad_sizes(preprocessor):
 
 
 def test_label_words_for_rank_classification(preprocessor):
+    """Each label word's ids are its training target's: the word's pieces
+    and </s>."""
     pipeline = TextToTextPipeline(preprocessor.tokenizer, 8, 8)
-    dec, dec_mask, tgt, tgt_mask = pipeline.encode_label_words(
-        ["positive", "no"])
-    assert dec.shape == (2, 8)
-    assert (dec.numpy()[:, 0] == 0).all()
-    # Each target row ends with </s> where its mask ends.
-    for row in range(2):
-        n = int(tgt_mask.numpy()[row].sum())
-        assert tgt.numpy()[row, n - 1] == 1
+    words = ["positive", "no"]
+    ids = pipeline.label_token_ids(words)
+    pieces = [[int(i) for i in preprocessor.tokenizer(word)] for word in words]
+    assert ids == [p + [1] for p in pieces]
+    batch = next(iter(pipeline.training_dataset(
+        tf.data.Dataset.from_tensor_slices({
+            "inputs": ["a", "b"], "targets": words, "label": [0, 1]}),
+        batch_size=2, shuffle=False)))
+    _, targets, weights = batch
+    assert sorted(
+        [int(t) for t, w in zip(row, keep) if w]
+        for row, keep in zip(targets.numpy(), weights.numpy())
+    ) == sorted(ids)
     with pytest.raises(DataError, match="max_target_length"):
-        TextToTextPipeline(preprocessor.tokenizer, 8, 2).encode_label_words(
+        TextToTextPipeline(preprocessor.tokenizer, 8, 2).label_token_ids(
             ["positive negative neutral"])
 
 

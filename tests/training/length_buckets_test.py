@@ -92,7 +92,10 @@ def test_each_example_has_its_loss_padded_to_the_maximum(setup):
         assert loss > 1.0
     assert len(widths) >= 3
 
-    token_loss = TokenCrossentropy(bucketed.label_length)
+    token_loss = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(
+            TokenCrossentropy(bucketed.label_length)))
+    assert token_loss.label_length == bucketed.label_length
     reference = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction="sum_over_batch_size")
     for x, y, w in bucketed.training_dataset(train, 4, seed=2).take(6):
