@@ -329,6 +329,24 @@ def _vs_peft_table(emit, records):
              f"| {r['keras_prompt_peak_rss_mb']:.0f}; {r['peft_peak_rss_mb']:.0f} "
              f"| {rate('tensorflow')}; {rate('torch')} |")
     emit("")
+    for key in sorted(parts):
+        r = parts[key]
+        ours, peft = r.get("keras_prompt_memory_mb"), r.get("peft_memory_mb")
+        if ours and peft:
+            emit(f"Memory of the `{key[1]}` processes ({key[0]}), MB: peak RSS "
+                 f"{ours['peak']:.0f} (ours) vs {peft['peak']:.0f} (PEFT); of "
+                 f"it the file-backed pages of shared libraries "
+                 f"{ours['file_backed']:.0f} vs {peft['file_backed']:.0f}, "
+                 f"anonymous memory at the peak ≈ "
+                 f"{ours['peak_anonymous']:.0f} vs {peft['peak_anonymous']:.0f}.")
+            emit("")
+        if r.get("ratio_bound"):
+            emit(f"`{key[1]}` bound: our requests/s with no decoding step "
+                 f"(encoder and cross-attention keys/values only) are "
+                 f"{r['keras_prompt_encode_only_examples_per_second']:.3g}, "
+                 f"{r['ratio_bound']:.2f}× PEFT's full requests: no decoding "
+                 f"loop can take the ratio past that.")
+            emit("")
 
 
 def _bucketing_table(emit, records):
@@ -390,13 +408,20 @@ def _ratio_targets(emit, records):
     for part, target in RATIO_TARGETS.items():
         if part in parts:
             ratio = parts[part]["ratio"]
-            emit(f"| {VS_PEFT_WORK[part]} ≥ {target}× PEFT | {ratio:.2f}× "
+            bound = parts[part].get("ratio_bound")
+            limit = f" (bound {bound:.2f}×)" if bound else ""
+            emit(f"| {VS_PEFT_WORK[part]} ≥ {target}× PEFT | {ratio:.2f}×{limit} "
                  f"| {'yes' if ratio >= target else 'no'} |")
     if "train" in parts:
         r = parts["train"]
         ours, peft = r["keras_prompt_peak_rss_mb"], r["peft_peak_rss_mb"]
-        emit(f"| training peak RSS ≤ PEFT's | {ours:.0f} vs {peft:.0f} MB "
-             f"| {'yes' if ours <= peft else 'no'} |")
+        anonymous = ""
+        if r.get("keras_prompt_memory_mb") and r.get("peft_memory_mb"):
+            anonymous = (
+                f" (anonymous ≈ {r['keras_prompt_memory_mb']['peak_anonymous']:.0f}"
+                f" vs {r['peft_memory_mb']['peak_anonymous']:.0f})")
+        emit(f"| training peak RSS ≤ PEFT's | {ours:.0f} vs {peft:.0f} MB"
+             f"{anonymous} | {'yes' if ours <= peft else 'no'} |")
     if buckets:
         ratio = buckets[-1]["buckets_over_peft"]
         emit(f"| SST-2-like lengths, length buckets ≥ 2× PEFT pad-to-longest "

@@ -22,7 +22,13 @@ threads, float32:
 
 Prints one JSON line per process and one `vs_peft` line per part with the
 medians of both sides over the rounds and their ratio (ours / PEFT:
-above 1 means keras-prompt is faster), peak RSS of both, the machine, and
+above 1 means keras-prompt is faster), peak RSS of both with its
+breakdown (`*_memory_mb`: anonymous memory vs the file-backed pages of
+shared libraries; the reference runs under
+`benchmarks/reference/with_memory_status.py` for it), for `multitask_keras`
+the bound no decoding loop can pass (`ratio_bound`: our requests/s with zero
+decoding steps, i.e. the encoder and the cross-attention keys and values
+alone, over PEFT's requests/s), the machine, and
 the 2-thread matmul rate of TensorFlow and PyTorch before and after the
 part (`matmul_gflops`): a shared host's speed drifts, and the two libraries
 do not slow down alike.
@@ -44,6 +50,8 @@ from benchmarks.run import _child_env
 REFERENCE_SCRIPT = "hf_peft_bench.py"
 MULTITASK_SCRIPT = os.path.join(REPO_ROOT, "benchmarks", "reference",
                                 "peft_multitask.py")
+MEMORY_WRAPPER = os.path.join(REPO_ROOT, "benchmarks", "reference",
+                              "with_memory_status.py")
 CONFIGS = {"t5": "t5_small", "t5v11": "t5_small_v11"}
 
 
@@ -106,7 +114,7 @@ def run_reference(python, reference_dir, arguments, timeout):
     if not os.path.isabs(script):
         script = os.path.join(reference_dir, script)
     env = dict(os.environ, OMP_NUM_THREADS="2")
-    result = subprocess.run([python, script, *arguments[1:]],
+    result = subprocess.run([python, MEMORY_WRAPPER, script, *arguments[1:]],
                             capture_output=True, text=True, timeout=timeout,
                             env=env)
     record = _last_json(result.stdout)
@@ -146,6 +154,19 @@ def _ours_rate(record):
 def _reference_rate(record):
     return record.get("examples_per_s_median_step",
                       record.get("examples_per_s_median"))
+
+
+def _memory(records):
+    """The memory breakdown (`memory_at_end_mb`) of the process with the
+    highest peak RSS."""
+    return max(records, key=lambda r: r["peak_rss_mb"]).get("memory_at_end_mb")
+
+
+def _encode_only_rate(record):
+    """Requests/s of the work before the first decoding step (encoder and
+    cross-attention keys/values), if the record measured it."""
+    encode_only = record.get("encode_only_seconds_per_call")
+    return record["settings"]["requests"] / encode_only["median"] if encode_only else None
 
 
 def main(argv=None):
@@ -205,8 +226,16 @@ def main(argv=None):
                 continue
             ours = statistics.median(_ours_rate(r) for r in sides["keras-prompt"])
             peft = statistics.median(_reference_rate(r) for r in sides["peft"])
+            encode_only = [_encode_only_rate(r) for r in sides["keras-prompt"]]
+            bound = (
+                {"keras_prompt_encode_only_examples_per_second":
+                     statistics.median(encode_only),
+                 "ratio_bound": statistics.median(encode_only) / peft}
+                if all(encode_only) else {}
+            )
             emit({
                 "benchmark": "vs_peft",
+                **bound,
                 "part": name,
                 "variant": variant,
                 "rounds": args.rounds,
@@ -218,6 +247,8 @@ def main(argv=None):
                 "keras_prompt_peak_rss_mb": max(
                     r["peak_rss_mb"] for r in sides["keras-prompt"]),
                 "peft_peak_rss_mb": max(r["peak_rss_mb"] for r in sides["peft"]),
+                "keras_prompt_memory_mb": _memory(sides["keras-prompt"]),
+                "peft_memory_mb": _memory(sides["peft"]),
                 "keras_prompt_settings": sides["keras-prompt"][0]["settings"],
                 "load_average_1m": {"min": min(load), "max": max(load)},
                 "matmul_gflops": {"before": rates_before,

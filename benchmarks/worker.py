@@ -216,6 +216,7 @@ def measure_train(ctx):
             peak_rss_before_training_mb=peak_before_training,
             peak_rss_during_training_mb=common.phase_peak_rss_mb(),
             peak_rss_mb=common.peak_rss_mb(),
+            memory_at_end_mb=common.memory_status_mb(),
         )
     )
 
@@ -708,7 +709,10 @@ def measure_multitask_serving(ctx):
     `new_tokens` tokens for all of them in ONE `model.generate(...,
     tasks=...)` call (the public path; each row gathers its task's prompt).
     `benchmarks/reference/peft_multitask.py` serves the same requests with
-    PEFT, one `set_adapter` + `generate` per task."""
+    PEFT, one `set_adapter` + `generate` per task. In Keras it also times
+    the same call with no decoding step (`encode_only_seconds_per_call`):
+    the encoder and the cross-attention keys and values, the floor under
+    any decoding loop."""
     import numpy as np
 
     spec = ctx.spec
@@ -742,6 +746,16 @@ def measure_multitask_serving(ctx):
         def serve():
             return model.generate(
                 batch, stop_token_ids=None, tasks=tasks)["decoder_token_ids"]
+
+        # The same requests with no decoding step: the encoder and the
+        # cross-attention keys and values, which bound any decoding loop.
+        encode_batch = configs.generation_batch(
+            requests, spec["encoder_length"], 0,
+            configs.vocabulary_size(spec["config"]))
+        _, encode_times = common.time_steps(
+            lambda: model.generate(encode_batch, stop_token_ids=None, tasks=tasks),
+            int(spec.get("warmup", 2)), int(spec.get("steps", 5)))
+        extra_fields = {"encode_only_seconds_per_call": common.summarize(encode_times)}
     elif runtime == "onnxruntime":
         # The bank exported as ONNX Runtime serves it: the same loop, the
         # task id an input.
@@ -760,6 +774,8 @@ def measure_multitask_serving(ctx):
 
         def serve():
             return session.run(["token_ids"], feed)[0]
+
+        extra_fields = {}
     else:
         raise ValueError(f"unknown runtime {runtime!r}")
 
@@ -774,6 +790,7 @@ def measure_multitask_serving(ctx):
             **_timing_fields(first, times, requests, cpu_times=cpu_times),
             generated_shape=list(np.shape(serve())),
             peak_rss_mb=common.peak_rss_mb(),
+            **extra_fields,
         )
     )
 
