@@ -25,9 +25,9 @@ import argparse
 import json
 import statistics
 import sys
-import time
 
 from reference_environment import environment
+from reference_environment import timed_calls
 
 
 def main(argv=None):
@@ -102,13 +102,7 @@ def main(argv=None):
         assert len(outputs) == args.requests
         return outputs
 
-    for _ in range(args.warmup):
-        serve()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        serve()
-        times.append(time.perf_counter() - start)
+    times = timed_calls(serve, args.warmup, args.steps)
     median = statistics.median(times)
     print(json.dumps({
         "benchmark": "peft_multitask_serving",

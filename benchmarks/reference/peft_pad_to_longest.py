@@ -38,9 +38,9 @@ the mean padded encoder length and `peak_rss_mb`.
 import argparse
 import json
 import sys
-import time
 
 from reference_environment import environment
+from reference_environment import timed_calls
 
 
 def main(argv=None):
@@ -131,13 +131,7 @@ def main(argv=None):
         losses.append(float(out.loss.detach()))
         padded.append(longest)
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = timed_calls(step, args.warmup, args.steps)
     timed = padded[args.warmup:]
     print(json.dumps({
         "benchmark": "peft_pad_to_longest_train",

@@ -1,9 +1,24 @@
-"""What every reference benchmark records of its process (reference venv
-only): peak RSS, threads and the versions of the PyTorch stack."""
+"""What every reference benchmark shares (reference venv only): how it
+times its calls, and what it records of its process (peak RSS, threads and
+the versions of the PyTorch stack)."""
 
 import os
 import platform
 import resource
+import time
+
+
+def timed_calls(call, warmup, steps):
+    """Runs `call()` `warmup` times untimed, then `steps` times timed;
+    returns the wall seconds of the timed calls."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def environment():

@@ -21,6 +21,7 @@ from keras_prompt.export.graph_functions import output_names
 from keras_prompt.export.graph_functions import smoke_feed
 from keras_prompt.export.input_checks import describe_flags
 from keras_prompt.export.onnx_loop_invariants import hoist_loop_invariants
+from keras_prompt.export.onnx_subgraphs import all_nodes
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def validate_onnx(
     foreign = sorted(
         {
             f"{node.domain or 'ai.onnx'}::{node.op_type}"
-            for node in _all_nodes(model.graph)
+            for node in all_nodes(model.graph)
             if node.domain not in _STANDARD_DOMAINS
         }
     )
@@ -126,16 +127,6 @@ def validate_onnx(
         raise ExportError(
             f"onnxruntime cannot run '{name}': {error}"
         ) from error
-
-
-def _all_nodes(graph):
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            if attribute.g is not None and attribute.g.node:
-                yield from _all_nodes(attribute.g)
-            for subgraph in attribute.graphs:
-                yield from _all_nodes(subgraph)
 
 
 def export_onnx(

@@ -9,17 +9,16 @@ outer values: the same computation, with no per-iteration hand-over of the
 weights and the encoder outputs.
 """
 
+from keras_prompt.export.onnx_subgraphs import subgraphs
+
 
 def _rename_uses(graph, old, new):
     for node in graph.node:
         for index, name in enumerate(node.input):
             if name == old:
                 node.input[index] = new
-        for attribute in node.attribute:
-            if attribute.g.node:
-                _rename_uses(attribute.g, old, new)
-            for subgraph in attribute.graphs:
-                _rename_uses(subgraph, old, new)
+        for subgraph in subgraphs(node):
+            _rename_uses(subgraph, old, new)
     for output in graph.output:
         if output.name == old:
             output.name = new
@@ -71,11 +70,8 @@ def hoist_loop_invariants(graph):
     """
     removed = 0
     for node in list(graph.node):
-        for attribute in node.attribute:
-            if attribute.g.node:
-                removed += hoist_loop_invariants(attribute.g)
-            for subgraph in attribute.graphs:
-                removed += hoist_loop_invariants(subgraph)
+        for subgraph in subgraphs(node):
+            removed += hoist_loop_invariants(subgraph)
         if node.op_type == "Loop":
             removed += _hoist(graph, node)
     return removed

@@ -27,25 +27,12 @@ import os
 import numpy as np
 
 from keras_prompt.export.export_error import ExportError
+from keras_prompt.export.onnx_subgraphs import all_graphs
+from keras_prompt.export.onnx_subgraphs import subgraphs
 
 logger = logging.getLogger(__name__)
 
 _WEIGHT_MATMULS = ("MatMul", "Gemm")
-
-
-def _subgraphs(node):
-    for attribute in node.attribute:
-        if attribute.g.node:
-            yield attribute.g
-        yield from attribute.graphs
-
-
-def _graphs(graph):
-    """`graph` and every subgraph in it, outer graphs first."""
-    yield graph
-    for node in graph.node:
-        for subgraph in _subgraphs(node):
-            yield from _graphs(subgraph)
 
 
 def _consumed(nodes, graph):
@@ -54,7 +41,7 @@ def _consumed(nodes, graph):
     names = {output.name for output in graph.output}
     for node in nodes:
         names.update(node.input)
-        for subgraph in _subgraphs(node):
+        for subgraph in subgraphs(node):
             names.update(_consumed(subgraph.node, subgraph))
     return names
 
@@ -69,7 +56,7 @@ class _Folder:
         self.folded = {}
         self.names = {
             name
-            for graph in _graphs(self.main)
+            for graph in all_graphs(self.main)
             for name in [i.name for i in graph.initializer]
             + [o for node in graph.node for o in node.output]
         }
@@ -80,7 +67,7 @@ class _Folder:
         rewritten = self._fold_graph(graph, outer)
         inner = dict(outer, **{i.name: i for i in graph.initializer})
         for node in graph.node:
-            for subgraph in _subgraphs(node):
+            for subgraph in subgraphs(node):
                 rewritten += self.fold(subgraph, inner)
         return rewritten
 
@@ -137,7 +124,7 @@ class _Folder:
         if (
             node is None
             or node.op_type.startswith("Random")
-            or any(True for _ in _subgraphs(node))
+            or any(True for _ in subgraphs(node))
         ):
             return None
         computing = []
@@ -290,9 +277,9 @@ def float_weight_matmuls(model):
     def visit(graph, outer):
         constants = outer | {i.name for i in graph.initializer}
         for node in graph.node:
-            subgraphs = list(_subgraphs(node))
+            held = list(subgraphs(node))
             if (
-                not subgraphs
+                not held
                 and not node.op_type.startswith("Random")
                 and all(name in constants for name in node.input if name)
             ):
@@ -303,7 +290,7 @@ def float_weight_matmuls(model):
                 and node.input[1] in constants
             ):
                 found.append(node.name or node.output[0])
-            for subgraph in subgraphs:
+            for subgraph in held:
                 visit(subgraph, constants)
 
     visit(model.graph, set())
@@ -328,7 +315,7 @@ def sort_topologically(graph):
     waiting = []
     for index, node in enumerate(nodes):
         read = set(node.input)
-        for subgraph in _subgraphs(node):
+        for subgraph in subgraphs(node):
             sort_topologically(subgraph)
             read |= _consumed(subgraph.node, subgraph)
         sources = {producers[name] for name in read if name in producers}
@@ -458,7 +445,7 @@ def quantize_onnx_model(model, path, display_name=None):
     # The quantizer's shape inference results (and its note saying so):
     # onnxruntime infers them again, and they would grow a small model's
     # file by a fifth.
-    for graph in _graphs(quantized.graph):
+    for graph in all_graphs(quantized.graph):
         graph.ClearField("value_info")
     props = {
         prop.key: prop.value

@@ -119,8 +119,10 @@ def test_savedmodel_bank_from_preset_dir(
     assert "already exists" in capsys.readouterr().err
 
 
-def test_onnx_generate_baked(export_setup, loaded_from_memory, tmp_path):
-    status = _main(
+def _export_onnx_generate(export_setup, output, *extra):
+    """`keras-prompt export` of the rte prompt, baked, as an ONNX generate
+    graph into `output`; returns the exit status."""
+    return _main(
         [
             "export",
             "--backbone",
@@ -131,12 +133,17 @@ def test_onnx_generate_baked(export_setup, loaded_from_memory, tmp_path):
             "onnx",
             "--graph",
             "generate",
+            *extra,
             "--output",
-            str(tmp_path),
+            str(output),
             "--max-decode-length",
             str(MAX_DECODE_LENGTH),
         ]
     )
+
+
+def test_onnx_generate_baked(export_setup, loaded_from_memory, tmp_path):
+    status = _export_onnx_generate(export_setup, tmp_path)
     assert status == 0
     assert loaded_from_memory == ["tiny"]
     assert os.listdir(tmp_path) == ["keras_prompt_generate.onnx"]
@@ -226,25 +233,7 @@ def test_onnx_int8_generate(export_setup, loaded_from_memory, tmp_path):
         ["export", "--backbone", "b", "--output", "o", "--format", "onnx"]
     )
     assert args.quantize == "none"
-    status = _main(
-        [
-            "export",
-            "--backbone",
-            "tiny",
-            "--prompt",
-            export_setup["files"]["rte"],
-            "--format",
-            "onnx",
-            "--graph",
-            "generate",
-            "--quantize",
-            "int8",
-            "--output",
-            str(tmp_path),
-            "--max-decode-length",
-            str(MAX_DECODE_LENGTH),
-        ]
-    )
+    status = _export_onnx_generate(export_setup, tmp_path, "--quantize", "int8")
     assert status == 0
     model = onnx.load(tmp_path / "keras_prompt_generate.onnx")
     props = {prop.key: prop.value for prop in model.metadata_props}

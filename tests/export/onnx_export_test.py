@@ -197,18 +197,12 @@ def test_decoding_loop_carries_only_what_changes(onnx_models):
     the encoder's keys and values are read from the outer scope."""
     import onnx
 
+    from keras_prompt.export.onnx_subgraphs import all_nodes
+
     paths = onnx_models[0]
     graph = onnx.load(paths["baked_generate"]).graph
 
-    def loops(graph):
-        for node in graph.node:
-            if node.op_type == "Loop":
-                yield node
-            for attribute in node.attribute:
-                if attribute.g.node:
-                    yield from loops(attribute.g)
-
-    (loop,) = loops(graph)
+    (loop,) = [node for node in all_nodes(graph) if node.op_type == "Loop"]
     layers = 2
     assert len(loop.input) - 2 == 3 + 2 * layers, [i for i in loop.input]
 

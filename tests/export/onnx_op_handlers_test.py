@@ -16,6 +16,7 @@ def _session(function):
 
     from keras_prompt.export.onnx_export import DEFAULT_OPSET
     from keras_prompt.export.onnx_op_handlers import CUSTOM_OP_HANDLERS
+    from keras_prompt.export.onnx_subgraphs import all_nodes
 
     model_proto, _ = tf2onnx.convert.from_function(
         function,
@@ -25,15 +26,8 @@ def _session(function):
     )
     onnx.checker.check_model(model_proto, full_check=True)
 
-    def op_types(graph):
-        for node in graph.node:
-            yield node.op_type
-            for attribute in node.attribute:
-                if attribute.g.node:
-                    yield from op_types(attribute.g)
-
     session = onnxruntime.InferenceSession(model_proto.SerializeToString())
-    return session, set(op_types(model_proto.graph))
+    return session, {node.op_type for node in all_nodes(model_proto.graph)}
 
 
 def _run(session, feed):

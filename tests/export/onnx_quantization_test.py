@@ -19,6 +19,7 @@ from keras_prompt.export.onnx_quantization import float_weight_matmuls
 from keras_prompt.export.onnx_quantization import fold_weight_matmuls
 from keras_prompt.export.onnx_quantization import quantize_onnx_model
 from keras_prompt.export.onnx_quantization import sort_topologically
+from keras_prompt.export.onnx_subgraphs import all_nodes
 
 HIDDEN = 8
 VOCABULARY = 40
@@ -101,14 +102,6 @@ def _run(model, x):
     return session.run(None, {"x": x})[0]
 
 
-def _op_types(graph):
-    for node in graph.node:
-        yield node.op_type
-        for attribute in node.attribute:
-            if attribute.g.node:
-                yield from _op_types(attribute.g)
-
-
 def test_fold_makes_computed_weights_initializers_with_equal_outputs():
     model = _tied_head_model()
     x = np.random.default_rng(1).standard_normal((2, HIDDEN)).astype(np.float32)
@@ -130,7 +123,7 @@ def test_fold_makes_computed_weights_initializers_with_equal_outputs():
         for node in model.graph.node[1].attribute[0].g.node
         if node.op_type == "MatMul"
     ] == [("step_logits", True), ("gemm/matmul", True)]
-    ops = list(_op_types(model.graph))
+    ops = [node.op_type for node in all_nodes(model.graph)]
     # The transpose, the reshape and the Gemm are gone; the bias is an Add.
     assert "Transpose" not in ops and "Reshape" not in ops
     assert "Gemm" not in ops and ops.count("Add") == 3
@@ -147,7 +140,7 @@ def test_quantize_reaches_every_weight_matmul(tmp_path):
     quantize_onnx_model(model, path)
     quantized = onnx.load(path)
     onnx.checker.check_model(quantized, full_check=True)
-    ops = list(_op_types(quantized.graph))
+    ops = [node.op_type for node in all_nodes(quantized.graph)]
     assert ops.count("MatMulInteger") == 3 and "MatMul" not in ops
     assert float_weight_matmuls(quantized) == []
     # int8 weights and activations: close, not equal.
